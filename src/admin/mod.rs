@@ -1,0 +1,1 @@
+//! The operators' side: JSON API, event stream, Prometheus metrics, dashboard.

@@ -1,0 +1,1 @@
+//! Wiring: starts the store, directory, registrar and every listener.

@@ -1,0 +1,1 @@
+//! The operator's command line client of the admin API.

@@ -1,0 +1,1 @@
+//! HTTPS provisioning: phones fetch their configs here.

@@ -1,0 +1,1 @@
+//! The registrar: REGISTER rules and the location table.
