@@ -1,1 +1,234 @@
-//! Wiring: starts the store, directory, registrar and every listener.
+//! Wiring: opens the store, builds the directory, the location table and the registrar, binds
+//! every listener, prints where each is, and runs until Ctrl-C / SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::actions::Actions;
+use crate::config::Config;
+use crate::directory::secrets::SecretCipher;
+use crate::directory::store::Store;
+use crate::directory::{unix_now, Directory};
+use crate::events::EventBus;
+use crate::metrics::Metrics;
+use crate::registrar::{LocationTable, Registrar, RegistrarSettings};
+use crate::sip::client::ClientTransactions;
+use crate::sip::dispatch::Dispatcher;
+use crate::sip::notify::Notifier;
+use crate::sip::reg_event::RegEvents;
+use crate::sip::transport::stream::{accept_loop, StreamContext};
+use crate::sip::transport::udp::UdpListener;
+use crate::sip::transport::Connections;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::directory::store::StoreError),
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
+    #[error(transparent)]
+    Secret(#[from] crate::directory::secrets::SecretError),
+    #[error("certificates: {0}")]
+    Certs(String),
+    #[error("provisioning: {0}")]
+    Provisioning(String),
+    #[error("admin: {0}")]
+    Admin(String),
+}
+
+/// Everything the parts share; the admin API and the actions reach the rest through it.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub directory: Arc<Directory>,
+    pub registrar: Arc<Registrar>,
+    pub events: EventBus,
+    pub metrics: Arc<Metrics>,
+    pub actions: Arc<Actions>,
+    pub connections: Arc<Connections>,
+    /// The admin API's bearer tokens.
+    pub tokens: Arc<crate::admin::Tokens>,
+    pub started_at: Instant,
+}
+
+fn bind_error(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> StartError {
+    move |source| StartError::Bind { what, addr, source }
+}
+
+/// Runs the server until it is told to stop.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let shutdown = CancellationToken::new();
+    let services = start(config, shutdown.clone()).await?;
+    println!("deskline: ready");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    drop(services);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Starts every part and listener; returns once all are up.
+pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Services>, StartError> {
+    let config = Arc::new(config);
+    crate::certs::install_crypto_provider();
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+    let created = crate::certs::ensure_server_cert(&config.tls.cert, &config.tls.key)
+        .map_err(|e| StartError::Certs(e.to_string()))?;
+    if created {
+        let ca = config.tls.cert.with_file_name("ca.pem");
+        println!("deskline: development CA and server certificate written to {}", ca.display());
+    }
+
+    let metrics = Arc::new(Metrics::new());
+    let events = EventBus::new(4096);
+    let (store, snapshot) = Store::open(&config.data_dir, metrics.clone())?;
+    let tokens = Arc::new(crate::admin::Tokens::load(&snapshot.tokens));
+    let cipher = SecretCipher::open(&config.data_dir)?;
+    let directory = Arc::new(Directory::load(store.clone(), &snapshot, cipher)?);
+    let location = LocationTable::restore(snapshot.bindings, unix_now(), store.clone(), events.clone(), metrics.clone());
+
+    // Bind every SIP listener first: their addresses are names of "this registrar".
+    let mut udp = Vec::new();
+    for addr in &config.sip.udp {
+        udp.push(UdpListener::bind(*addr).map_err(bind_error("SIP/UDP", *addr))?);
+    }
+    let mut tcp = Vec::new();
+    for addr in &config.sip.tcp {
+        tcp.push(TcpListener::bind(addr).await.map_err(bind_error("SIP/TCP", *addr))?);
+    }
+    let mut tls = Vec::new();
+    for addr in &config.sip.tls {
+        tls.push(TcpListener::bind(addr).await.map_err(bind_error("SIP/TLS", *addr))?);
+    }
+    let mut local_names = local_host_names();
+    for addr in config.sip.udp.iter().chain(&config.sip.tcp).chain(&config.sip.tls) {
+        if !addr.ip().is_unspecified() {
+            local_names.push(addr.ip().to_string());
+        }
+    }
+    let settings = RegistrarSettings::from_config(&config, local_names);
+    let registrar = Arc::new(Registrar::new(&config, settings, directory.clone(), location, events.clone(), metrics.clone()));
+    let connections = Connections::new();
+    let clients = Arc::new(ClientTransactions::default());
+    let notifier = Arc::new(Notifier::new(connections.clone(), clients.clone()));
+    let actions = Arc::new(Actions::new(config.clone(), directory.clone(), registrar.clone(), notifier, events.clone(), metrics.clone()));
+    let reg_events = RegEvents::new(registrar.clone(), Arc::new(Notifier::new(connections.clone(), clients.clone())));
+    reg_events.spawn_watcher(&events, shutdown.clone());
+    let dispatcher = Arc::new(Dispatcher::new(registrar.clone(), clients, reg_events, metrics.clone()));
+
+    for listener in udp {
+        println!("deskline: listening for SIP/UDP on {}", listener.local_addr());
+        tokio::spawn(listener.run(dispatcher.clone(), connections.clone(), shutdown.clone()));
+    }
+    let ctx = StreamContext {
+        dispatcher: dispatcher.clone(),
+        connections: connections.clone(),
+        metrics: metrics.clone(),
+        idle_timeout: Duration::from_secs(config.sip.idle_timeout),
+        shutdown: shutdown.clone(),
+    };
+    for listener in tcp {
+        println!("deskline: listening for SIP/TCP on {}", listener.local_addr().map_err(bind_error("SIP/TCP", config.sip.tcp[0]))?);
+        tokio::spawn(accept_loop(listener, None, ctx.clone()));
+    }
+    if !tls.is_empty() {
+        let server_config = crate::certs::server_tls_config(&config.tls.cert, &config.tls.key, &[], &[])
+            .map_err(|e| StartError::Certs(e.to_string()))?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
+        for listener in tls {
+            println!("deskline: listening for SIP/TLS on {}", listener.local_addr().map_err(bind_error("SIP/TLS", config.sip.tls[0]))?);
+            tokio::spawn(accept_loop(listener, Some(acceptor.clone()), ctx.clone()));
+        }
+    }
+
+    let services = Arc::new(Services {
+        config: config.clone(),
+        directory,
+        registrar: registrar.clone(),
+        events,
+        metrics,
+        actions,
+        connections,
+        tokens,
+        started_at: Instant::now(),
+    });
+    start_admin(&services, &shutdown).await?;
+    // TODO(lead): the provisioning listener is wired in once its module lands.
+    spawn_housekeeping(registrar, shutdown);
+    Ok(services)
+}
+
+/// The admin API listener and, on first start, the first admin token.
+async fn start_admin(services: &Arc<Services>, shutdown: &CancellationToken) -> Result<(), StartError> {
+    let config = &services.config;
+    let written = services
+        .tokens
+        .ensure_first_admin_token(services.directory.store(), &config.data_dir)
+        .await
+        .map_err(|e| StartError::Admin(e.to_string()))?;
+    if let Some(path) = written {
+        println!("deskline: admin token written to {}", path.display());
+    }
+    let listener = TcpListener::bind(config.admin.listen).await.map_err(bind_error("admin API", config.admin.listen))?;
+    let local = listener.local_addr().map_err(bind_error("admin API", config.admin.listen))?;
+    println!("deskline: listening for admin API on {local}");
+    let (services, shutdown) = (services.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(e) = crate::admin::serve(listener, services, shutdown).await {
+            tracing::error!(error = %e, "admin API stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Expiry of bindings (every second) and pruning of the auth throttle (every minute).
+fn spawn_housekeeping(registrar: Arc<Registrar>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            registrar.location().expire(unix_now());
+            n += 1;
+            if n % 60 == 0 {
+                registrar.throttle().prune();
+            }
+        }
+    });
+}
+
+/// Names a phone may use for this machine: localhost and the host name.
+fn local_host_names() -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+        let h = h.trim().to_ascii_lowercase();
+        if !h.is_empty() {
+            names.push(h);
+        }
+    }
+    names
+}

@@ -1,1 +1,226 @@
-//! Operations that touch several parts at once: deactivate, reactivate, sign-out, delete, reassign, rotate.
+//! The operations that touch several parts at once: the directory (durable state), the location
+//! table (bindings) and the phones (check-sync NOTIFY). Each follows the order of
+//! `spec/lifecycle.md`: first the new state is made durable, then bindings are removed, then the
+//! phones are notified. Each is idempotent and leaves an audit record.
+
+mod notify_devices;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::directory::store::StoreOp;
+use crate::directory::{Device, Directory, DirectoryError, LastContact, Mac, UserStatus};
+use crate::events::{Event, EventBus};
+use crate::metrics::Metrics;
+use crate::registrar::{Binding, Registrar, RemovalCause};
+use crate::sip::notify::Notifier;
+
+/// Default overlap of old and new credentials after a rotation: 24 hours.
+pub const ROTATION_GRACE_SECS: u64 = 24 * 3600;
+
+/// What an action did, as the API answers it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ActionReport {
+    pub bindings_removed: usize,
+    pub devices_notified: Vec<String>,
+    pub devices_unreachable: Vec<String>,
+    /// False when the action found nothing to change (e.g. deactivating a suspended user).
+    pub changed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DirectoryError> for ActionError {
+    fn from(e: DirectoryError) -> Self {
+        match e {
+            DirectoryError::NotFound(what) => ActionError::NotFound(what),
+            DirectoryError::Conflict(m) => ActionError::Conflict(m),
+            DirectoryError::Invalid(m) => ActionError::Invalid(m),
+            other => ActionError::Internal(other.to_string()),
+        }
+    }
+}
+
+pub struct Actions {
+    #[allow(dead_code)]
+    config: Arc<Config>,
+    directory: Arc<Directory>,
+    registrar: Arc<Registrar>,
+    notifier: Arc<Notifier>,
+    events: EventBus,
+    metrics: Arc<Metrics>,
+}
+
+impl Actions {
+    pub fn new(
+        config: Arc<Config>,
+        directory: Arc<Directory>,
+        registrar: Arc<Registrar>,
+        notifier: Arc<Notifier>,
+        events: EventBus,
+        metrics: Arc<Metrics>,
+    ) -> Actions {
+        Actions { config, directory, registrar, notifier, events, metrics }
+    }
+
+    async fn audit(&self, actor: &str, action: &str, target: &str, detail: serde_json::Value) {
+        let op = StoreOp::Audit {
+            at: crate::events::now_rfc3339(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            detail: detail.to_string(),
+        };
+        if let Err(e) = self.directory.store().commit(vec![op]).await {
+            tracing::error!(error = %e, action, target, "audit record not written");
+        }
+    }
+
+    /// Removes every binding of a user's extensions (optionally only one device's); remembers
+    /// where each device was so it can still be notified.
+    async fn remove_bindings(&self, extensions: &[String], cause: RemovalCause, only: Option<&Mac>) -> Vec<Binding> {
+        let mut removed = Vec::new();
+        for ext in extensions {
+            let aor = self.registrar.aor(ext);
+            let gone = self
+                .registrar
+                .location()
+                .remove_where(&aor, cause, |b| only.is_none_or(|m| b.device.as_deref() == Some(m.as_str())))
+                .await;
+            for b in &gone {
+                if let Some(mac) = b.device.as_deref().and_then(|m| m.parse::<Mac>().ok()) {
+                    let last = LastContact { contact: b.contact.clone(), aor: aor.0.clone(), flow: b.flow };
+                    if let Err(e) = self.directory.set_last_contact(&mac, last).await {
+                        tracing::warn!(%mac, error = %e, "last contact not recorded");
+                    }
+                }
+            }
+            removed.extend(gone);
+        }
+        removed
+    }
+
+    fn user_extensions(&self, username: &str) -> Result<(Vec<String>, UserStatus), ActionError> {
+        let user = self.directory.user(username).ok_or_else(|| ActionError::NotFound(format!("user {username}")))?;
+        Ok((user.extensions, user.status))
+    }
+
+    /// Suspends a user: durable first, then every binding removed, then every phone notified.
+    pub async fn deactivate(&self, username: &str, actor: &str) -> Result<ActionReport, ActionError> {
+        let (extensions, status) = self.user_extensions(username)?;
+        if status == UserStatus::Suspended {
+            self.audit(actor, "deactivate", username, serde_json::json!({"changed": false})).await;
+            return Ok(ActionReport::default());
+        }
+        self.directory.set_status(username, UserStatus::Suspended).await?;
+        let removed = self.remove_bindings(&extensions, RemovalCause::Deactivated, None).await;
+        let devices = self.directory.devices_of_user(username);
+        let mut report = self.notify_devices(&devices, &removed).await;
+        report.bindings_removed = removed.len();
+        report.changed = true;
+        self.events.publish(Event::new("user_deactivated").with("user", username).with("bindings_removed", removed.len()));
+        self.audit(actor, "deactivate", username, serde_json::to_value(&report).unwrap_or_default()).await;
+        Ok(report)
+    }
+
+    /// Lifts a suspension and tells the phones to fetch their (now enabled) config.
+    pub async fn reactivate(&self, username: &str, actor: &str) -> Result<ActionReport, ActionError> {
+        let (_, status) = self.user_extensions(username)?;
+        if status == UserStatus::Active {
+            self.audit(actor, "reactivate", username, serde_json::json!({"changed": false})).await;
+            return Ok(ActionReport::default());
+        }
+        self.directory.set_status(username, UserStatus::Active).await?;
+        let devices = self.directory.devices_of_user(username);
+        let mut report = self.notify_devices(&devices, &[]).await;
+        report.changed = true;
+        self.events.publish(Event::new("user_reactivated").with("user", username));
+        self.audit(actor, "reactivate", username, serde_json::to_value(&report).unwrap_or_default()).await;
+        Ok(report)
+    }
+
+    /// Sign out everywhere: new secrets for every device (the old ones refused at once), every
+    /// binding removed, every phone told to fetch its new credentials and register again.
+    pub async fn sign_out(&self, username: &str, actor: &str) -> Result<ActionReport, ActionError> {
+        let (extensions, _) = self.user_extensions(username)?;
+        let devices = self.directory.devices_of_user(username);
+        for d in &devices {
+            self.directory.rotate_credentials(&d.mac, None).await?;
+        }
+        let removed = self.remove_bindings(&extensions, RemovalCause::SignedOut, None).await;
+        let devices = self.directory.devices_of_user(username);
+        let mut report = self.notify_devices(&devices, &removed).await;
+        report.bindings_removed = removed.len();
+        report.changed = true;
+        self.events.publish(Event::new("user_signed_out").with("user", username));
+        self.audit(actor, "sign_out", username, serde_json::to_value(&report).unwrap_or_default()).await;
+        Ok(report)
+    }
+
+    /// Deletes a user: its devices become unassigned (credentials revoked) and are told to fetch
+    /// the "not assigned" config.
+    pub async fn delete_user(&self, username: &str, actor: &str) -> Result<ActionReport, ActionError> {
+        let (extensions, _) = self.user_extensions(username)?;
+        let macs = self.directory.delete_user(username).await?;
+        let removed = self.remove_bindings(&extensions, RemovalCause::Deactivated, None).await;
+        let devices: Vec<Device> = macs.iter().filter_map(|m| self.directory.device(m)).collect();
+        let mut report = self.notify_devices(&devices, &removed).await;
+        report.bindings_removed = removed.len();
+        report.changed = true;
+        self.events.publish(Event::new("user_deleted").with("user", username));
+        self.audit(actor, "delete_user", username, serde_json::to_value(&report).unwrap_or_default()).await;
+        Ok(report)
+    }
+
+    /// A new login password. Phones are not touched: their bindings and credentials stay.
+    pub async fn reset_password(&self, username: &str, password: &str, actor: &str) -> Result<(), ActionError> {
+        self.directory.set_password(username, password).await?;
+        self.events.publish(Event::new("password_reset").with("user", username));
+        self.audit(actor, "reset_password", username, serde_json::json!({})).await;
+        Ok(())
+    }
+
+    /// Gives a device to another user: the old user's bindings from it go, new credentials are
+    /// issued, the phone fetches its new config and registers as the new user.
+    pub async fn reassign_device(&self, mac: &Mac, user: &str, actor: &str) -> Result<ActionReport, ActionError> {
+        let device = self.directory.device(mac).ok_or_else(|| ActionError::NotFound(format!("device {mac}")))?;
+        let old_extensions: Vec<String> = device.extension.iter().cloned().collect();
+        let updated = self.directory.assign_device(mac, user, None).await?;
+        let removed = self.remove_bindings(&old_extensions, RemovalCause::SignedOut, Some(mac)).await;
+        let mut report = self.notify_devices(std::slice::from_ref(&updated), &removed).await;
+        report.bindings_removed = removed.len();
+        report.changed = true;
+        self.events.publish(Event::new("device_reassigned").with("mac", mac.to_string()).with("user", user));
+        self.audit(actor, "reassign_device", mac.as_str(), serde_json::json!({"user": user})).await;
+        Ok(report)
+    }
+
+    /// New credentials with an overlap window: bindings stay, the phone fetches the new secret.
+    pub async fn rotate_credentials(&self, mac: &Mac, actor: &str) -> Result<ActionReport, ActionError> {
+        let device = self.directory.rotate_credentials(mac, Some(ROTATION_GRACE_SECS)).await?;
+        let mut report = self.notify_devices(std::slice::from_ref(&device), &[]).await;
+        report.changed = true;
+        self.audit(actor, "rotate_credentials", mac.as_str(), serde_json::json!({})).await;
+        Ok(report)
+    }
+
+    /// Sends a check-sync NOTIFY to one device; true when it reached the phone.
+    pub async fn resync(&self, mac: &Mac, actor: &str) -> Result<bool, ActionError> {
+        let device = self.directory.device(mac).ok_or_else(|| ActionError::NotFound(format!("device {mac}")))?;
+        let report = self.notify_devices(std::slice::from_ref(&device), &[]).await;
+        self.audit(actor, "resync", mac.as_str(), serde_json::to_value(&report).unwrap_or_default()).await;
+        Ok(!report.devices_notified.is_empty())
+    }
+}

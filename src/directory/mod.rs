@@ -127,6 +127,7 @@ impl Directory {
             previous_secret,
             extension: device.extension.clone(),
             user: device.user.clone(),
+            resync_pending: device.resync_pending,
         })
     }
 

@@ -57,8 +57,9 @@ pub struct ConfigFetchRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastContact {
     pub contact: String,
-    pub transport: String,
-    pub source: String,
+    pub aor: String,
+    /// The flow it registered on (its connection id means nothing after a restart).
+    pub flow: crate::registrar::binding::Flow,
 }
 
 /// A phone, keyed by its MAC.
@@ -111,6 +112,7 @@ pub struct SipAccount {
     pub previous_secret: Option<Secret>,
     pub extension: Option<String>,
     pub user: Option<String>,
+    pub resync_pending: bool,
 }
 
 /// Whether an extension may register right now.

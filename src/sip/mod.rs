@@ -3,3 +3,17 @@
 //! deskline parses SIP itself (see [`message`] for why rsip 0.4.0 alone is not enough) and keeps
 //! every deviation from rsip in this module. Transports ([`transport`]) know nothing of REGISTER;
 //! the registrar knows nothing of sockets.
+
+pub mod auth;
+pub mod client;
+pub mod dispatch;
+pub mod notify;
+pub mod reg_event;
+pub mod response;
+pub mod subscribe;
+pub mod throttle;
+pub mod transport;
+pub mod headers;
+pub mod message;
+pub mod uri;
+pub mod validate;

@@ -1,0 +1,173 @@
+//! Telling phones to re-fetch their config: a check-sync NOTIFY (in the vendor's own flavour) to
+//! every flow a device is known on. The action's answer waits a short while for the phones'
+//! answers; a device that cannot be reached is marked "resync pending" and retried with backoff
+//! until it answers, fetches its config, or registers again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ActionReport, Actions};
+use crate::directory::{Device, Directory, Mac};
+use crate::events::{Event, EventBus};
+use crate::metrics::{Metrics, OutcomeLabels};
+use crate::registrar::{Binding, Flow, Registrar};
+use crate::sip::notify::{Notifier, NotifyOutcome, NotifyRequest};
+
+/// How long an action's answer waits for the phones' answers.
+const ANSWER_WAIT: Duration = Duration::from_secs(1);
+/// Delays between retries for an unreachable device.
+const RETRY_DELAYS: [u64; 6] = [5, 15, 45, 120, 300, 600];
+
+/// The Event header each vendor's phones resync on (vendors.md §4).
+pub fn check_sync_event(vendor: Option<&str>) -> &'static str {
+    match vendor.map(|v| v.to_ascii_lowercase()) {
+        Some(v) if v.contains("cisco") => "resync",
+        Some(v) if v.contains("snom") || v.contains("yealink") => "check-sync;reboot=false",
+        _ => "check-sync",
+    }
+}
+
+/// Everything needed to notify devices, cheap to move into background tasks.
+#[derive(Clone)]
+struct Courier {
+    directory: Arc<Directory>,
+    registrar: Arc<Registrar>,
+    notifier: Arc<Notifier>,
+    events: EventBus,
+    metrics: Arc<Metrics>,
+}
+
+impl Actions {
+    fn courier(&self) -> Courier {
+        Courier {
+            directory: self.directory.clone(),
+            registrar: self.registrar.clone(),
+            notifier: self.notifier.clone(),
+            events: self.events.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// Notifies each device on every flow it is known on; `removed` are bindings just taken away.
+    pub(super) async fn notify_devices(&self, devices: &[Device], removed: &[Binding]) -> ActionReport {
+        let courier = self.courier();
+        let mut tasks = Vec::with_capacity(devices.len());
+        for device in devices {
+            let targets = courier.targets(device, removed);
+            let c = courier.clone();
+            let device = device.clone();
+            tasks.push((device.mac.clone(), tokio::spawn(async move { c.deliver(&device, targets).await })));
+        }
+        let mut report = ActionReport::default();
+        let deadline = tokio::time::Instant::now() + ANSWER_WAIT;
+        for (mac, task) in tasks {
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(true)) => report.devices_notified.push(mac.to_string()),
+                Ok(_) => {
+                    report.devices_unreachable.push(mac.to_string());
+                    courier.clone().retry_later(mac);
+                }
+                // Still waiting for the phone: sent, and followed up in the background (the
+                // task marks the device pending if it finally fails).
+                Err(_) => report.devices_notified.push(mac.to_string()),
+            }
+        }
+        report
+    }
+}
+
+impl Courier {
+    /// Every (contact, AOR, flow) a device can be reached on now.
+    fn targets(&self, device: &Device, removed: &[Binding]) -> Vec<(String, String, Flow)> {
+        let mac = device.mac.as_str();
+        let mut targets: Vec<(String, String, Flow)> = Vec::new();
+        fn add(targets: &mut Vec<(String, String, Flow)>, contact: &str, aor: &str, flow: Flow) {
+            if !targets.iter().any(|t| t.2 == flow) {
+                targets.push((contact.to_owned(), aor.to_owned(), flow));
+            }
+        }
+        for b in removed.iter().filter(|b| b.device.as_deref() == Some(mac)) {
+            let aor = device.last_contact.as_ref().map(|l| l.aor.clone()).unwrap_or_default();
+            add(&mut targets, &b.contact, &aor, b.flow);
+        }
+        for (aor, b) in self.registrar.location().bindings_of_device(mac) {
+            add(&mut targets, &b.contact, aor.as_str(), b.flow);
+        }
+        if targets.is_empty() {
+            if let Some(last) = &device.last_contact {
+                add(&mut targets, &last.contact, &last.aor, last.flow);
+            }
+        }
+        targets
+    }
+
+    /// Sends to every target; true when at least one phone answered 2xx.
+    async fn deliver(&self, device: &Device, targets: Vec<(String, String, Flow)>) -> bool {
+        let event = check_sync_event(device.vendor.as_deref());
+        let mut delivered = false;
+        let mut sends = Vec::new();
+        for (contact, aor, flow) in targets {
+            let aor = if aor.is_empty() { format!("sip:{}@{}", device.credentials.username, self.registrar.settings().domain) } else { aor };
+            let request = NotifyRequest {
+                target: contact,
+                flow,
+                event: event.to_owned(),
+                aor,
+                auth_user: device.credentials.username.clone(),
+                auth_secret: device.credentials.secret.expose().to_owned(),
+            };
+            let notifier = self.notifier.clone();
+            sends.push(tokio::spawn(async move { notifier.send(&request).await }));
+        }
+        for send in sends {
+            let outcome = send.await.unwrap_or(NotifyOutcome::NoFlow);
+            let label = match &outcome {
+                NotifyOutcome::Delivered => "ok",
+                NotifyOutcome::Refused(_) => "refused",
+                NotifyOutcome::TimedOut => "timeout",
+                NotifyOutcome::NoFlow => "no_flow",
+            };
+            self.metrics.notify_outcomes.get_or_create(&OutcomeLabels { outcome: label.into() }).inc();
+            self.events.publish(
+                Event::new("resync_sent").with("mac", device.mac.to_string()).with("event", event).with("outcome", label),
+            );
+            delivered |= outcome == NotifyOutcome::Delivered;
+        }
+        if !delivered {
+            let _ = self.directory.set_resync_pending(&device.mac, true).await;
+        }
+        delivered
+    }
+
+    /// Retries an unreachable device with backoff while it stays "resync pending".
+    fn retry_later(self, mac: Mac) {
+        tokio::spawn(async move {
+            for delay in RETRY_DELAYS {
+                tokio::time::sleep(Duration::from_secs(delay)).await;
+                let Some(device) = self.directory.device(&mac) else { return };
+                if !device.resync_pending {
+                    return;
+                }
+                let targets = self.targets(&device, &[]);
+                if !targets.is_empty() && self.deliver(&device, targets).await {
+                    let _ = self.directory.set_resync_pending(&mac, false).await;
+                    self.events.publish(Event::new("resync_done").with("mac", mac.to_string()).with("via", "notify"));
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_events() {
+        assert_eq!(check_sync_event(Some("Cisco")), "resync");
+        assert_eq!(check_sync_event(Some("yealink")), "check-sync;reboot=false");
+        assert_eq!(check_sync_event(Some("poly")), "check-sync");
+        assert_eq!(check_sync_event(None), "check-sync");
+    }
+}

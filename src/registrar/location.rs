@@ -1,0 +1,283 @@
+//! The location table: every binding of every address of record, in memory for speed (a sharded
+//! map, so REGISTERs for different phones rarely touch the same lock) and in the store for
+//! durability. Expiry runs from a min-heap of (expiry, key): the sweeper pops only what is due, so
+//! its cost grows with what expires, not with what exists. A refresh leaves its old heap entry
+//! behind; popping it finds the binding's expiry moved and drops it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+
+use super::binding::{AddressOfRecord, Binding, BindingView, TransportKind};
+use super::rules::{Changes, Removal};
+use crate::directory::store::{Completion, Store, StoreOp};
+use crate::events::{Event, EventBus};
+use crate::metrics::{Metrics, TransportLabel, TransportLabels};
+
+pub struct LocationTable {
+    map: DashMap<AddressOfRecord, Vec<Binding>>,
+    expiry: Mutex<BinaryHeap<Reverse<(u64, AddressOfRecord, String)>>>,
+    store: Store,
+    events: EventBus,
+    metrics: Arc<Metrics>,
+}
+
+/// Why bindings are being removed outside a REGISTER.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalCause {
+    Expired,
+    /// The user was deactivated (reg event: `rejected`).
+    Deactivated,
+    /// Removed by an admin action that asks the phone to re-register (reg event: `deactivated`).
+    SignedOut,
+}
+
+impl RemovalCause {
+    fn event_kind(self) -> &'static str {
+        match self {
+            RemovalCause::Expired => "expired",
+            RemovalCause::Deactivated | RemovalCause::SignedOut => "unregistered",
+        }
+    }
+}
+
+fn label(t: TransportKind) -> TransportLabels {
+    TransportLabels {
+        transport: match t {
+            TransportKind::Udp => TransportLabel::udp,
+            TransportKind::Tcp => TransportLabel::tcp,
+            TransportKind::Tls => TransportLabel::tls,
+        },
+    }
+}
+
+pub fn binding_doc(b: &Binding) -> String {
+    serde_json::to_string(b).unwrap_or_default()
+}
+
+impl LocationTable {
+    /// Builds the table from the store's bindings, dropping those that expired while we were down.
+    pub fn restore(
+        rows: Vec<(String, String, u64, String)>,
+        now: u64,
+        store: Store,
+        events: EventBus,
+        metrics: Arc<Metrics>,
+    ) -> LocationTable {
+        let table = LocationTable {
+            map: DashMap::new(),
+            expiry: Mutex::new(BinaryHeap::new()),
+            store,
+            events,
+            metrics,
+        };
+        let mut stale = Vec::new();
+        {
+            let mut heap = table.expiry.lock();
+            for (aor, key, expires_at, doc) in rows {
+                match serde_json::from_str::<Binding>(&doc) {
+                    Ok(b) if expires_at > now => {
+                        let aor = AddressOfRecord(aor);
+                        heap.push(Reverse((b.expires_at, aor.clone(), b.key.clone())));
+                        table.metrics.registrations.get_or_create(&label(b.flow.transport)).inc();
+                        table.map.entry(aor).or_default().push(b);
+                    }
+                    _ => stale.push(StoreOp::DeleteBinding { aor, key }),
+                }
+            }
+        }
+        if !stale.is_empty() {
+            table.store.submit(stale, Completion::None);
+        }
+        table
+    }
+
+    /// Runs `f` on the bindings of `aor` while holding its lock. Keep `f` short and never await in
+    /// it; whatever must be ordered with other changes of this AOR (the store write) goes inside.
+    pub fn with_aor<R>(&self, aor: &AddressOfRecord, f: impl FnOnce(&mut Vec<Binding>) -> R) -> R {
+        let mut entry = self.map.entry(aor.clone()).or_default();
+        let result = f(entry.value_mut());
+        let empty = entry.is_empty();
+        drop(entry);
+        if empty {
+            self.map.remove_if(aor, |_, v| v.is_empty());
+        }
+        result
+    }
+
+    /// The store writes, heap entries, gauges and events for what a REGISTER changed. Call inside
+    /// [`with_aor`](Self::with_aor) so the write is queued in the order the changes were made.
+    pub fn record(&self, aor: &AddressOfRecord, changes: &Changes, done: Completion) {
+        let mut ops = Vec::with_capacity(changes.added.len() + changes.refreshed.len() + changes.removed.len());
+        if !changes.added.is_empty() || !changes.refreshed.is_empty() {
+            let mut heap = self.expiry.lock();
+            for b in changes.added.iter().chain(&changes.refreshed) {
+                heap.push(Reverse((b.expires_at, aor.clone(), b.key.clone())));
+            }
+        }
+        for b in changes.added.iter().chain(&changes.refreshed) {
+            ops.push(StoreOp::PutBinding { aor: aor.0.clone(), key: b.key.clone(), expires_at: b.expires_at, doc: binding_doc(b) });
+        }
+        for (b, _) in &changes.removed {
+            ops.push(StoreOp::DeleteBinding { aor: aor.0.clone(), key: b.key.clone() });
+        }
+        for b in &changes.added {
+            self.metrics.registrations.get_or_create(&label(b.flow.transport)).inc();
+        }
+        for (b, _) in &changes.removed {
+            self.metrics.registrations.get_or_create(&label(b.flow.transport)).dec();
+        }
+        if ops.is_empty() {
+            // Nothing to write, but the answer must still wait for anything queued before it.
+            self.store.submit(Vec::new(), done);
+        } else {
+            self.store.submit(ops, done);
+        }
+        if self.events.has_listeners() {
+            self.publish(aor, changes);
+        }
+    }
+
+    fn publish(&self, aor: &AddressOfRecord, changes: &Changes) {
+        let ev = |kind: &'static str, b: &Binding| {
+            let mut e = Event::new(kind)
+                .with("aor", aor.0.clone())
+                .with("contact", b.contact.clone())
+                .with("transport", b.flow.transport.as_str())
+                .with("source", b.flow.remote.to_string())
+                .with("expires", b.expires_at);
+            if let Some(d) = &b.device {
+                e = e.with("mac", d.clone());
+            }
+            if let Some(u) = &b.user {
+                e = e.with("user", u.clone());
+            }
+            e
+        };
+        for b in &changes.added {
+            self.events.publish(ev("registered", b));
+        }
+        for b in &changes.refreshed {
+            self.events.publish(ev("refreshed", b));
+        }
+        for (b, why) in &changes.removed {
+            let reason = match why {
+                Removal::Unregistered => "unregistered",
+                Removal::Evicted => "evicted",
+                Removal::Replaced => "replaced",
+            };
+            self.events.publish(ev("unregistered", b).with("reason", reason));
+        }
+    }
+
+    /// Removes bindings of `aor` that `pick` selects, durably; returns them once the store has them
+    /// gone.
+    pub async fn remove_where(
+        &self,
+        aor: &AddressOfRecord,
+        cause: RemovalCause,
+        pick: impl Fn(&Binding) -> bool,
+    ) -> Vec<Binding> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let removed = self.with_aor(aor, |bindings| {
+            let (gone, kept): (Vec<Binding>, Vec<Binding>) = bindings.drain(..).partition(|b| pick(b));
+            *bindings = kept;
+            let ops = gone.iter().map(|b| StoreOp::DeleteBinding { aor: aor.0.clone(), key: b.key.clone() }).collect();
+            self.store.submit(ops, Completion::Notify(tx));
+            gone
+        });
+        let _ = rx.await;
+        for b in &removed {
+            self.metrics.registrations.get_or_create(&label(b.flow.transport)).dec();
+            let mut e = Event::new(cause.event_kind())
+                .with("aor", aor.0.clone())
+                .with("contact", b.contact.clone())
+                .with("source", b.flow.remote.to_string());
+            if let Some(d) = &b.device {
+                e = e.with("mac", d.clone());
+            }
+            if cause != RemovalCause::Expired {
+                e = e.with("reason", if cause == RemovalCause::Deactivated { "deactivated" } else { "signed_out" });
+            }
+            self.events.publish(e);
+        }
+        removed
+    }
+
+    /// Removes what has expired by `now`; returns how many went.
+    pub fn expire(&self, now: u64) -> Vec<(AddressOfRecord, Binding)> {
+        let mut due = Vec::new();
+        {
+            let mut heap = self.expiry.lock();
+            while let Some(Reverse((at, _, _))) = heap.peek() {
+                if *at > now {
+                    break;
+                }
+                if let Some(Reverse((at, aor, key))) = heap.pop() {
+                    due.push((at, aor, key));
+                }
+            }
+        }
+        let mut expired = Vec::new();
+        for (at, aor, key) in due {
+            let gone = self.with_aor(&aor, |bindings| {
+                let i = bindings.iter().position(|b| b.key == key && b.expires_at == at && at <= now)?;
+                let b = bindings.remove(i);
+                self.store.submit(vec![StoreOp::DeleteBinding { aor: aor.0.clone(), key: b.key.clone() }], Completion::None);
+                Some(b)
+            });
+            if let Some(b) = gone {
+                self.metrics.registrations.get_or_create(&label(b.flow.transport)).dec();
+                let mut e = Event::new("expired").with("aor", aor.0.clone()).with("contact", b.contact.clone());
+                if let Some(d) = &b.device {
+                    e = e.with("mac", d.clone());
+                }
+                self.events.publish(e);
+                expired.push((aor, b));
+            }
+        }
+        expired
+    }
+
+    pub fn bindings(&self, aor: &AddressOfRecord) -> Vec<Binding> {
+        self.map.get(aor).map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Every binding, for the admin API.
+    pub fn snapshot(&self, now: u64) -> Vec<BindingView> {
+        let mut out = Vec::with_capacity(self.len());
+        for entry in self.map.iter() {
+            for b in entry.value() {
+                if b.expires_at > now {
+                    out.push(BindingView::new(entry.key(), b, now));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.aor.cmp(&b.aor).then(a.contact.cmp(&b.contact)));
+        out
+    }
+
+    /// Every binding of a device (by MAC).
+    pub fn bindings_of_device(&self, mac: &str) -> Vec<(AddressOfRecord, Binding)> {
+        let mut out = Vec::new();
+        for entry in self.map.iter() {
+            for b in entry.value() {
+                if b.device.as_deref() == Some(mac) {
+                    out.push((entry.key().clone(), b.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.iter().map(|e| e.value().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}

@@ -1,0 +1,64 @@
+//! UDP: one receive loop per socket. Each datagram is a message on its own; it is parsed and
+//! handled on the spot (no task per packet), and answers go out through a clone of the socket that
+//! any thread can send on (the store's writer sends 200 OKs once bindings are durable).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::{Connections, Inbound, Sender};
+use crate::registrar::binding::{Flow, TransportKind};
+use crate::sip::dispatch::Dispatcher;
+use crate::sip::message::MAX_MESSAGE_SIZE;
+
+/// A bound UDP listener.
+pub struct UdpListener {
+    socket: UdpSocket,
+    sender: Arc<std::net::UdpSocket>,
+    local: SocketAddr,
+}
+
+impl UdpListener {
+    pub fn bind(addr: SocketAddr) -> std::io::Result<UdpListener> {
+        let std_socket = std::net::UdpSocket::bind(addr)?;
+        std_socket.set_nonblocking(true)?;
+        let sender = Arc::new(std_socket.try_clone()?);
+        let local = std_socket.local_addr()?;
+        Ok(UdpListener { socket: UdpSocket::from_std(std_socket)?, sender, local })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub async fn run(self, dispatcher: Arc<Dispatcher>, connections: Arc<Connections>, shutdown: CancellationToken) {
+        connections.add_udp(self.local, self.sender.clone());
+        let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
+        loop {
+            let received = tokio::select! {
+                r = self.socket.recv_from(&mut buf) => r,
+                _ = shutdown.cancelled() => return,
+            };
+            let (len, from) = match received {
+                Ok(x) => x,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here on some systems: not fatal.
+                    tracing::debug!(error = %e, "udp receive error");
+                    continue;
+                }
+            };
+            let inbound = Inbound {
+                flow: Flow { transport: TransportKind::Udp, remote: from, local: self.local, connection: 0 },
+                reply: Sender::Udp { socket: self.sender.clone(), to: from },
+                received_at: Instant::now(),
+            };
+            if len > MAX_MESSAGE_SIZE {
+                continue;
+            }
+            dispatcher.handle_datagram(&buf[..len], inbound);
+        }
+    }
+}

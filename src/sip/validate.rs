@@ -1,0 +1,187 @@
+//! From a framed [`RawMessage`] request to a checked [`Request`] with its typed headers, or the
+//! exact rejection to answer with (RFC 3261 §8.2, §16.3; RFC 4475 expectations).
+//!
+//! Choices for what RFC 4475 leaves to the implementation (liberal vs strict):
+//! * extra SP between request-line elements and at its end (lwsstart, trws): accepted (framing);
+//! * SP inside the Request-URI (lwsruri), `<>` around it (ltgtruri): 400;
+//! * escaped headers (`?...`) in the Request-URI (escruri): 400 (RFC 3261 §19.1.1: not allowed
+//!   there);
+//! * a Contact addr-spec with `?` or `,` but no `<>` (regbadct), spaces inside `<>` (badaspec),
+//!   unquoted non-token display names (baddn), unterminated quotes (quotbal): 400;
+//! * `Date` with a non-GMT zone (baddate): accepted (Date is not read);
+//! * `Max-Forwards` above 255: treated as absent (RFC 4475 §3.1.2.4); overlarge `Expires` and
+//!   contact `expires`: clamped to `u32::MAX` (the registrar caps them);
+//! * `Proxy-Require` is ignored: deskline is not a proxy (bext01 is answered from `Require`).
+
+use bytes::Bytes;
+
+use super::headers::{parse_u32_saturating, CSeq, ContactSpec, NameAddr, Via};
+use super::message::{Headers, Method, RawMessage, StartLine};
+use super::uri::Uri;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub uri: Uri,
+    /// The Request-URI exactly as sent.
+    pub uri_text: String,
+    /// All rows, for echoing.
+    pub headers: Headers,
+    pub body: Bytes,
+    /// Every Via value of every row, parsed, top first.
+    pub via: Vec<Via>,
+    pub from: NameAddr,
+    pub to: NameAddr,
+    pub call_id: String,
+    pub cseq: CSeq,
+    /// `None` when absent or above 255.
+    pub max_forwards: Option<u32>,
+    /// The Expires header; overlarge values clamp to `u32::MAX`.
+    pub expires: Option<u32>,
+    /// `None` when there is no Contact row.
+    pub contact: Option<ContactSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// 400, 416, 420, 501 or 505.
+    pub code: u16,
+    /// The reason phrase to send, precise for 400s ("Missing Call-ID", "Invalid CSeq", ...).
+    pub reason: String,
+    /// For 420: the option tags for the Unsupported header, comma-separated.
+    pub unsupported: Option<String>,
+}
+
+impl Rejection {
+    fn new(code: u16, reason: impl Into<String>) -> Rejection {
+        Rejection { code, reason: reason.into(), unsupported: None }
+    }
+
+    fn bad(reason: impl Into<String>) -> Rejection {
+        Rejection::new(400, reason)
+    }
+}
+
+impl Request {
+    /// Checks, in order: the version (SIP/2.0, else 505); Via (at least one), From, To, Call-ID and
+    /// CSeq present exactly once and Max-Forwards at most once (400 "Missing X" / "Duplicate
+    /// X"); each of them, Expires and Contact parse (400 "Invalid X"); the CSeq method equals the
+    /// request method (400, or 501 for an extension method, RFC 4475 mismatch02); the
+    /// Request-URI parses (400) and is sip/sips (else 416); every Require option tag is in
+    /// `supported` (else 420 with the unsupported tags; not for ACK and CANCEL). Content-Length
+    /// was checked by the framer. Whether the method is served (405/501) is the dispatcher's call.
+    pub fn from_raw(raw: RawMessage, supported: &[&str]) -> Result<Request, Rejection> {
+        let StartLine::Request { method, uri: uri_text, version } = raw.start else {
+            return Err(Rejection::bad("Not a Request"));
+        };
+        if !version.eq_ignore_ascii_case("SIP/2.0") {
+            return Err(Rejection::new(505, "Version Not Supported"));
+        }
+        let headers = raw.headers;
+        if headers.count("Via") == 0 {
+            return Err(Rejection::bad("Missing Via"));
+        }
+        for name in ["From", "To", "Call-ID", "CSeq"] {
+            match headers.count(name) {
+                0 => return Err(Rejection::bad(format!("Missing {name}"))),
+                1 => {}
+                _ => return Err(Rejection::bad(format!("Duplicate {name}"))),
+            }
+        }
+        if headers.count("Max-Forwards") > 1 {
+            return Err(Rejection::bad("Duplicate Max-Forwards"));
+        }
+        let invalid = |name: &str| Rejection::bad(format!("Invalid {name}"));
+        let mut via = Vec::with_capacity(2);
+        for row in headers.get_all("Via") {
+            via.extend(Via::parse_list(row).map_err(|_| invalid("Via"))?);
+        }
+        let from = NameAddr::parse(headers.get("From").unwrap_or_default()).map_err(|_| invalid("From"))?;
+        let to = NameAddr::parse(headers.get("To").unwrap_or_default()).map_err(|_| invalid("To"))?;
+        let call_id = headers.get("Call-ID").unwrap_or_default();
+        if call_id.is_empty() || call_id.bytes().any(|b| b == b' ' || b == b'\t') {
+            return Err(invalid("Call-ID"));
+        }
+        let call_id = call_id.to_owned();
+        let cseq = CSeq::parse(headers.get("CSeq").unwrap_or_default()).map_err(|_| invalid("CSeq"))?;
+        let max_forwards = match headers.get("Max-Forwards") {
+            None => None,
+            Some(v) => match parse_u32_saturating(v) {
+                None => return Err(invalid("Max-Forwards")),
+                Some(n) => (n <= 255).then_some(n),
+            },
+        };
+        if headers.count("Expires") > 1 {
+            return Err(Rejection::bad("Duplicate Expires"));
+        }
+        let expires = match headers.get("Expires") {
+            None => None,
+            Some(v) => Some(parse_u32_saturating(v).ok_or_else(|| invalid("Expires"))?),
+        };
+        let contact = match headers.count("Contact") {
+            0 => None,
+            _ => Some(ContactSpec::parse_rows(headers.get_all("Contact")).map_err(|_| invalid("Contact"))?),
+        };
+        if cseq.method != method {
+            return Err(match method {
+                Method::Extension(_) => Rejection::new(501, "Not Implemented"),
+                _ => Rejection::bad("CSeq Method Mismatch"),
+            });
+        }
+        let uri = match Uri::parse(&uri_text) {
+            Err(_) => return Err(invalid("Request-URI")),
+            Ok(Uri::Other { .. }) => return Err(Rejection::new(416, "Unsupported URI Scheme")),
+            Ok(Uri::Sip(u)) if u.headers.is_some() => return Err(invalid("Request-URI")),
+            Ok(u) => u,
+        };
+        if !matches!(method, Method::Ack | Method::Cancel) {
+            let mut unsupported: Vec<&str> = Vec::new();
+            for tag in headers.get_all("Require").flat_map(|r| r.split(',')) {
+                let tag = tag.trim_matches([' ', '\t']);
+                if !tag.is_empty()
+                    && !supported.iter().any(|s| s.eq_ignore_ascii_case(tag))
+                    && !unsupported.contains(&tag)
+                {
+                    unsupported.push(tag);
+                }
+            }
+            if !unsupported.is_empty() {
+                return Err(Rejection {
+                    code: 420,
+                    reason: "Bad Extension".into(),
+                    unsupported: Some(unsupported.join(", ")),
+                });
+            }
+        }
+        Ok(Request {
+            method,
+            uri,
+            uri_text,
+            headers,
+            body: raw.body,
+            via,
+            from,
+            to,
+            call_id,
+            cseq,
+            max_forwards,
+            expires,
+            contact,
+        })
+    }
+
+    /// The first Via value (from_raw guarantees there is one).
+    pub fn top_via(&self) -> &Via {
+        &self.via[0]
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod torture;
