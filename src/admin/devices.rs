@@ -1,6 +1,6 @@
 //! `/api/v1/devices`: create, list (with filters), show, delete devices; reveal a device's SIP
 //! credentials (admin only, audited first); reassign, rotate credentials, resync — the last three
-//! through [`crate::actions`] so the phone is told.
+//! through [`crate::actions`] so the phone is told (the actions keep their own audit records).
 
 use std::collections::HashSet;
 
@@ -165,20 +165,6 @@ pub async fn sip_credentials(
     }))
 }
 
-async fn finish(
-    state: &AdminState,
-    caller: &Caller,
-    action: &str,
-    mac: &Mac,
-    detail: serde_json::Value,
-    report: ActionReport,
-) -> Result<Json<ActionReport>, ApiError> {
-    let mut detail = detail;
-    detail["report"] = serde_json::to_value(&report).unwrap_or_default();
-    state.audit_done(caller, action, mac.as_str(), detail).await;
-    Ok(Json(report))
-}
-
 /// Assign the device to a (new) user: new credentials, old bindings removed, phone notified.
 #[utoipa::path(put, path = "/api/v1/devices/{mac}/user", tag = "devices", request_body = AssignBody,
     params(("mac" = String, Path, description = "MAC, any common form")),
@@ -193,7 +179,7 @@ pub async fn assign(
     caller.require(Role::Admin)?;
     let mac = path_mac(&mac)?;
     let report = state.services.actions.reassign_device(&mac, &body.user, &caller.name).await?;
-    finish(&state, &caller, "reassign_device", &mac, json!({"user": body.user}), report).await
+    Ok(Json(report))
 }
 
 /// Issue the device new SIP credentials; the old ones stay valid for an overlap.
@@ -208,7 +194,7 @@ pub async fn rotate(
     caller.require(Role::Admin)?;
     let mac = path_mac(&mac)?;
     let report = state.services.actions.rotate_credentials(&mac, &caller.name).await?;
-    finish(&state, &caller, "rotate_credentials", &mac, json!({}), report).await
+    Ok(Json(report))
 }
 
 /// Send the phone a check-sync NOTIFY so it re-fetches its config.
@@ -223,6 +209,5 @@ pub async fn resync(
     caller.require(Role::Operator)?;
     let mac = path_mac(&mac)?;
     let notified = state.services.actions.resync(&mac, &caller.name).await?;
-    state.audit_done(&caller, "resync", mac.as_str(), json!({"notified": notified})).await;
     Ok(Json(ResyncAnswer { notified }))
 }

@@ -108,11 +108,12 @@ impl From<crate::directory::store::StoreError> for ApiError {
 impl From<crate::actions::ActionError> for ApiError {
     fn from(e: crate::actions::ActionError) -> ApiError {
         use crate::actions::ActionError as A;
+        let detail = e.to_string();
         match e {
-            A::NotFound(m) => ApiError::NotFound(m),
-            A::Invalid(m) => ApiError::Unprocessable(m),
-            A::Conflict(m) => ApiError::Conflict(m),
-            A::Internal(m) => ApiError::Internal(m),
+            A::NotFound(_) => ApiError::NotFound(detail),
+            A::Invalid(_) => ApiError::Unprocessable(detail),
+            A::Conflict(_) => ApiError::Conflict(detail),
+            A::Internal(_) => ApiError::Internal(detail),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -30,13 +30,13 @@ pub async fn healthz(State(state): State<AdminState>) -> Json<serde_json::Value>
 /// Prometheus metrics (OpenMetrics text). No token needed where the admin listener is loopback.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", content_type = "application/openmetrics-text")))]
-pub async fn metrics(State(state): State<AdminState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn metrics(
+    State(state): State<AdminState>,
+    caller: Result<Caller, ApiError>,
+) -> Result<Response, ApiError> {
     if !state.services.config.admin.listen.ip().is_loopback() {
         // Not loopback-only: a viewer token is needed, as for any read.
-        let (mut parts, _) = axum::http::Request::new(()).into_parts();
-        parts.headers = headers;
-        let caller = <Caller as axum::extract::FromRequestParts<AdminState>>::from_request_parts(&mut parts, &state).await?;
-        caller.require(Role::Viewer)?;
+        caller?.require(Role::Viewer)?;
     }
     let body = state.services.metrics.render();
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -1,6 +1,6 @@
 //! `/api/v1/users` and `/api/v1/login`: create, list and show users, set a password, and the
 //! account actions (deactivate, reactivate, sign out everywhere, delete), which go through
-//! [`crate::actions`] so phones learn of them.
+//! [`crate::actions`] so phones learn of them (and which record them in the audit log).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -88,20 +88,7 @@ pub async fn set_password(
         caller.require(Role::Admin)?;
     }
     state.services.actions.reset_password(&username, &body.password, &caller.name).await?;
-    state.audit_done(&caller, "reset_password", &username, json!({})).await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn finish(
-    state: &AdminState,
-    caller: &Caller,
-    action: &str,
-    username: &str,
-    report: ActionReport,
-) -> Result<Json<ActionReport>, ApiError> {
-    let detail = serde_json::to_value(&report).unwrap_or_default();
-    state.audit_done(caller, action, username, detail).await;
-    Ok(Json(report))
 }
 
 /// Suspend a user: bindings removed, phones notified, REGISTER refused.
@@ -116,7 +103,7 @@ pub async fn deactivate(
     caller.require(Role::Admin)?;
     let report = state.services.actions.deactivate(&username, &caller.name).await?;
     state.tokens.revoke_logins_of(&username);
-    finish(&state, &caller, "deactivate", &username, report).await
+    Ok(Json(report))
 }
 
 /// Lift a suspension: phones notified, they fetch their config and register.
@@ -130,7 +117,7 @@ pub async fn reactivate(
 ) -> Result<Json<ActionReport>, ApiError> {
     caller.require(Role::Admin)?;
     let report = state.services.actions.reactivate(&username, &caller.name).await?;
-    finish(&state, &caller, "reactivate", &username, report).await
+    Ok(Json(report))
 }
 
 /// Sign out everywhere: bindings removed, device credentials rotated, phones notified.
@@ -145,7 +132,7 @@ pub async fn sign_out(
     caller.require(Role::Operator)?;
     let report = state.services.actions.sign_out(&username, &caller.name).await?;
     state.tokens.revoke_logins_of(&username);
-    finish(&state, &caller, "sign_out", &username, report).await
+    Ok(Json(report))
 }
 
 /// Delete a user: bindings removed, devices unassigned with revoked credentials.
@@ -160,7 +147,7 @@ pub async fn delete(
     caller.require(Role::Admin)?;
     let report = state.services.actions.delete_user(&username, &caller.name).await?;
     state.tokens.revoke_logins_of(&username);
-    finish(&state, &caller, "delete_user", &username, report).await
+    Ok(Json(report))
 }
 
 /// Self-service login: a short-lived token that reaches the user's own record. A wrong password,

@@ -275,7 +275,7 @@ pub fn check_well_formed(xml: &str) -> Result<(), String> {
         let event = reader.read_event().map_err(|e| format!("at byte {}: {e}", reader.buffer_position()))?;
         let outside = depth == 0;
         match event {
-            Event::Start(e) | Event::Empty(e) => {
+            Event::Start(ref e) | Event::Empty(ref e) => {
                 roots += usize::from(outside);
                 for attr in e.attributes() {
                     let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;

@@ -63,7 +63,7 @@ fn parse_v6(s: &str) -> Option<Ipv6Addr> {
     if !tail.contains('.') || tail.contains(':') {
         return None;
     }
-    format!("{}:{}", &s[..i + 1], &s[i + 2..]).parse().ok()
+    format!("{}{}", &s[..i + 1], &s[i + 2..]).parse().ok()
 }
 
 impl fmt::Display for Host {

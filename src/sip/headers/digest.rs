@@ -76,7 +76,7 @@ impl DigestCredentials {
     pub fn parse(value: &str) -> Result<DigestCredentials, HeaderError> {
         const E: &str = "Authorization";
         let mut sc = Scanner::new(value);
-        let params = auth_params(&mut sc, E)?;
+        let params = auth_params(&mut sc, E, false)?;
         let mut c = DigestCredentials {
             username: String::new(),
             realm: String::new(),
@@ -157,7 +157,7 @@ impl DigestChallenge {
     pub fn parse(value: &str) -> Result<DigestChallenge, HeaderError> {
         const E: &str = "WWW-Authenticate";
         let mut sc = Scanner::new(value);
-        let params = auth_params(&mut sc, E)?;
+        let params = auth_params(&mut sc, E, true)?;
         let mut ch = DigestChallenge {
             realm: String::new(),
             nonce: String::new(),
@@ -215,9 +215,10 @@ fn escape(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// `scheme LWS auth-param *(COMMA auth-param)`; the scheme must be Digest. Stops at the start of a
-/// following challenge (`, Scheme param=...`). Values unquoted.
-fn auth_params<'a>(sc: &mut Scanner<'a>, header: &'static str) -> Result<Vec<(&'a str, String)>, HeaderError> {
+/// `scheme LWS auth-param *(COMMA auth-param)`; the scheme must be Digest. With `multi`
+/// (challenges), stops at the start of a following challenge (`, Scheme param=...`). Values
+/// unquoted.
+fn auth_params<'a>(sc: &mut Scanner<'a>, header: &'static str, multi: bool) -> Result<Vec<(&'a str, String)>, HeaderError> {
     sc.skip_ws();
     if !sc.token().eq_ignore_ascii_case("Digest") {
         return Err(HeaderError::new(header, "scheme is not Digest"));
@@ -241,7 +242,7 @@ fn auth_params<'a>(sc: &mut Scanner<'a>, header: &'static str) -> Result<Vec<(&'
         }
         sc.skip_ws();
         if !sc.eat(b'=') {
-            if !out.is_empty() && sc.peek().is_some_and(|b| b != b',') {
+            if multi && !out.is_empty() && sc.peek().is_some_and(|b| b != b',') {
                 sc.pos = save; // the next challenge's scheme
                 break;
             }

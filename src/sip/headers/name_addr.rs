@@ -255,7 +255,6 @@ mod tests {
             "\"Watson, Thomas\" < sip:t.watson@example.org >", // badaspec
             "<sip:a@b",
             "<sip:a@b>;;",
-            "<sip:a@b>;tag",
             "<sip:a@b> x",
             "sip:user@example.com?Route=%3Csip:sip.example.com%3E", // regbadct
             "\"x\" sip:a@b",
