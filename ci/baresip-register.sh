@@ -9,8 +9,10 @@
 #   4. a wrong password never gets a 200 and leaves no binding.
 #
 #   ci/baresip-register.sh      (from the repo root; DESKLINE_BIN=target/debug/deskline)
-# Environment: SIP_PORT (5082) ADMIN_PORT (9083) KEEP_WORK=1 keeps the temp dir.
-# baresip only does MD5 digest; deskline offers SHA-256 first and MD5 second (the defaults).
+# Environment: SIP_PORT (5082) ADMIN_PORT (9083) KEEP_WORK=1 keeps the temp dir,
+#              DIGEST_ALGORITHMS ('["MD5"]').
+# baresip 1.0 (libre) only does MD5 digest and gives up ("Register: Function not implemented")
+# when a challenge it cannot do comes first, so by default this server instance offers MD5 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
@@ -19,6 +21,7 @@ need baresip curl jq
 SIP_PORT="${SIP_PORT:-5082}"
 ADMIN_PORT="${ADMIN_PORT:-9083}"
 REGINT=10
+ALGOS="${DIGEST_ALGORITHMS:-[\"MD5\"]}"
 WORK="$(mktemp -d /tmp/deskline-baresip.XXXXXX)"
 trap 'cleanup; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 
@@ -33,6 +36,7 @@ udp = ["127.0.0.1:$SIP_PORT"]
 tcp = ["127.0.0.1:$SIP_PORT"]
 tls = ["127.0.0.1:0"]
 realm = "pbx.test"
+digest_algorithms = $ALGOS
 min_expires = 5
 
 [tls]

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # sipp against deskline: N users made through the admin API, then bench/sipp/register_auth.xml
-# (REGISTER -> 401 -> REGISTER with MD5 digest -> 200) over UDP, one user per call, then
-# bench/sipp/unregister.xml for the same users. Requires 0 failed calls, N bindings after the
-# first run and 0 after the second. Prints the achieved rate.
+# (REGISTER -> 401 -> REGISTER with MD5 digest -> 200), one user per call, then
+# bench/sipp/unregister.xml for the same users; over UDP, then over TCP. Requires 0 failed calls,
+# N bindings after each register run and 0 after each unregister run. Prints the achieved rate.
 #
 #   ci/sipp-register.sh            (from the repo root; DESKLINE_BIN=target/debug/deskline)
-# Environment: SIPP_USERS (100) SIPP_RATE (50 calls/s) SIP_PORT (5080) ADMIN_PORT (9081)
-#              SIPP_LOCAL_PORT (15062) KEEP_WORK=1 keeps the temp dir.
+# Environment: SIPP_USERS (100) SIPP_RATE (100 calls/s) SIPP_TRANSPORTS ("u1 t1")
+#              SIP_PORT (5080) ADMIN_PORT (9081) SIPP_LOCAL_PORT (15062) KEEP_WORK=1 keeps the temp dir.
 # Debian's sipp 3.6 knows MD5 digest only and reads only the first WWW-Authenticate row
 # (SHA-256 first makes it fail with "authentication must use MD5"), so this server instance
 # offers MD5 only.
@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 need sipp curl jq
 
 N="${SIPP_USERS:-100}"
-RATE="${SIPP_RATE:-50}"
+RATE="${SIPP_RATE:-100}"
+TRANSPORTS="${SIPP_TRANSPORTS:-u1 t1}"
 SIP_PORT="${SIP_PORT:-5080}"
 ADMIN_PORT="${ADMIN_PORT:-9081}"
 LOCAL_PORT="${SIPP_LOCAL_PORT:-15062}"
@@ -65,11 +66,11 @@ bench/sipp/gen-users.sh "$N" "$FIRST" "$WORK/users" >/dev/null
 info "sipp injection file: $WORK/users/users.csv ($(($(wc -l <"$WORK/users/users.csv") - 1)) users)"
 
 # Runs one sipp scenario; prints successful/failed/rate; returns sipp's exit status.
-run_sipp() { # NAME SCENARIO
-  local name="$1" scenario="$2" rc=0
-  info "sipp $scenario: $N calls at $RATE/s over UDP (local port $LOCAL_PORT)"
+run_sipp() { # NAME SCENARIO TRANSPORT(u1|t1)
+  local name="$1" scenario="$2" tr="$3" rc=0
+  info "sipp $scenario: $N calls at $RATE/s, transport $tr (local port $LOCAL_PORT)"
   ( cd "$WORK" && timeout 180 sipp "127.0.0.1:$SIP_PORT" -sf "$OLDPWD/$scenario" -inf users/users.csv \
-      -key expires 3600 -m "$N" -r "$RATE" -t u1 -i 127.0.0.1 -p "$LOCAL_PORT" \
+      -key expires 3600 -m "$N" -r "$RATE" -t "$tr" -i 127.0.0.1 -p "$LOCAL_PORT" \
       -nostdin -trace_err -trace_stat -stf "$name.stats.csv" -fd 1 -trace_screen \
       -timeout 120s -timeout_error -recv_timeout 5000 >"$name.out" 2>&1 ) || rc=$?
   local stats="$WORK/$name.stats.csv" ok="?" failed="?" rate="?" elapsed="?"
@@ -88,20 +89,25 @@ run_sipp() { # NAME SCENARIO
   fi
 }
 
-log "sipp: register_auth.xml"
-run_sipp register bench/sipp/register_auth.xml || die "sipp register_auth: not every registration succeeded"
+count_bindings() {
+  api_expect 200 GET /api/v1/registrations | jq 'if type=="array" then length else ([.[]|arrays][0]|length) end'
+}
 
-count="$(api_expect 200 GET /api/v1/registrations | jq 'if type=="array" then length else ([.[]|arrays][0]|length) end')"
-info "GET /api/v1/registrations lists $count bindings"
-[ "$count" = "$N" ] || die "expected $N bindings after the sipp run, the API lists $count"
-sample="$(api_expect 200 GET "/api/v1/registrations?aor=sip:$FIRST@pbx.test")"
-echo "$sample" | jq -e 'length == 1' >/dev/null || die "registrations?aor=sip:$FIRST@pbx.test: $sample"
-info "binding of $FIRST: $(echo "$sample" | jq -c '.[0] | {aor, contact, transport, device, user_agent, expires_in}')"
+for tr in $TRANSPORTS; do
+  log "sipp ($tr): register_auth.xml"
+  run_sipp "register-$tr" bench/sipp/register_auth.xml "$tr" || die "sipp register_auth ($tr): not every registration succeeded"
+  count="$(count_bindings)"
+  info "GET /api/v1/registrations lists $count bindings"
+  [ "$count" = "$N" ] || die "expected $N bindings after the sipp run ($tr), the API lists $count"
+  sample="$(api_expect 200 GET "/api/v1/registrations?aor=sip:$FIRST@pbx.test")"
+  echo "$sample" | jq -e 'length == 1' >/dev/null || die "registrations?aor=sip:$FIRST@pbx.test: $sample"
+  info "binding of $FIRST: $(echo "$sample" | jq -c '.[0] | {aor, contact, transport, device, user_agent, expires_in}')"
 
-log "sipp: unregister.xml (Contact: *, Expires: 0)"
-run_sipp unregister bench/sipp/unregister.xml || die "sipp unregister: not every unregistration succeeded"
-count="$(api_expect 200 GET /api/v1/registrations | jq 'if type=="array" then length else ([.[]|arrays][0]|length) end')"
-[ "$count" = 0 ] || die "expected 0 bindings after unregistering, the API lists $count"
-info "0 bindings left"
+  log "sipp ($tr): unregister.xml (Contact: *, Expires: 0)"
+  run_sipp "unregister-$tr" bench/sipp/unregister.xml "$tr" || die "sipp unregister ($tr): not every unregistration succeeded"
+  count="$(count_bindings)"
+  [ "$count" = 0 ] || die "expected 0 bindings after unregistering ($tr), the API lists $count"
+  info "0 bindings left"
+done
 
-log "sipp: PASS ($N registrations and $N unregistrations, 0 failures)"
+log "sipp: PASS ($N registrations and $N unregistrations over each of: $TRANSPORTS; 0 failures)"

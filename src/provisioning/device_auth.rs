@@ -309,4 +309,4 @@ pub fn certificate_mac(der: &[u8]) -> Option<Mac> {
 
 #[cfg(test)]
 #[path = "device_auth_tests.rs"]
-mod tests;
+pub(crate) mod tests;

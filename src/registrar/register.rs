@@ -163,6 +163,9 @@ impl Registrar {
                 if !used_previous && account.previous_secret.is_some() {
                     self.retire_previous(&account);
                 }
+                if account.resync_pending {
+                    self.clear_resync_pending(&account);
+                }
                 Ok(Authenticated { account, replayed: verdict == Verdict::Replayed })
             }
             (Verdict::Stale, _) => Err(self.challenge(now, true)),
@@ -188,6 +191,18 @@ impl Registrar {
             handle.spawn(async move {
                 if let Err(e) = directory.retire_previous_credentials(&mac).await {
                     tracing::warn!(%mac, error = %e, "could not retire previous credentials");
+                }
+            });
+        }
+    }
+
+    /// A phone that registers has heard from us again: its pending resync is done.
+    fn clear_resync_pending(&self, account: &SipAccount) {
+        let (directory, events, mac) = (self.directory.clone(), self.events.clone(), account.mac.clone());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if directory.set_resync_pending(&mac, false).await.is_ok() {
+                    events.publish(Event::new("resync_done").with("mac", mac.to_string()).with("via", "register"));
                 }
             });
         }

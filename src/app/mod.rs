@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod provisioning_backend;
+
 use crate::actions::Actions;
 use crate::config::Config;
 use crate::directory::secrets::SecretCipher;
@@ -137,6 +139,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
     reg_events.spawn_watcher(&events, shutdown.clone());
     let dispatcher = Arc::new(Dispatcher::new(registrar.clone(), clients, reg_events, metrics.clone()));
 
+    let bound_ports = (
+        udp.first().map(|l| l.local_addr().port()),
+        tcp.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()),
+        tls.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()),
+    );
     for listener in udp {
         println!("deskline: listening for SIP/UDP on {}", listener.local_addr());
         tokio::spawn(listener.run(dispatcher.clone(), connections.clone(), shutdown.clone()));
@@ -173,10 +180,48 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
         tokens,
         started_at: Instant::now(),
     });
+    let port = match config.provisioning.sip_transport.as_str() {
+        "udp" => bound_ports.0,
+        "tcp" => bound_ports.1,
+        _ => bound_ports.2,
+    };
+    start_provisioning(&services, &shutdown, port.unwrap_or(5061)).await?;
     start_admin(&services, &shutdown).await?;
-    // TODO(lead): the provisioning listener is wired in once its module lands.
     spawn_housekeeping(registrar, shutdown);
     Ok(services)
+}
+
+/// The HTTPS provisioning listeners: templates checked at start-up, configs for phones.
+async fn start_provisioning(services: &Arc<Services>, shutdown: &CancellationToken, sip_port: u16) -> Result<(), StartError> {
+    let config = &services.config;
+    if config.provisioning.https.is_empty() {
+        return Ok(());
+    }
+    let backend = Arc::new(provisioning_backend::DirectoryBackend {
+        config: config.clone(),
+        directory: services.directory.clone(),
+        events: services.events.clone(),
+        registrar_host: config.provisioning.sip_server.clone().unwrap_or_else(|| config.domain.clone()),
+        registrar_port: sip_port,
+    });
+    let service = crate::provisioning::ProvisioningService::from_config(config, backend)
+        .map_err(|e| StartError::Provisioning(e.to_string()))?;
+    let metrics = services.metrics.clone();
+    service.on_fetch(move |vendor, outcome| {
+        let labels = crate::metrics::FetchLabels {
+            vendor: vendor.map(|v| v.as_str()).unwrap_or("unknown").to_owned(),
+            outcome: outcome.to_owned(),
+        };
+        metrics.config_fetches.get_or_create(&labels).inc();
+    });
+    let service = Arc::new(service);
+    for addr in &config.provisioning.https {
+        let listener = TcpListener::bind(addr).await.map_err(bind_error("HTTPS provisioning", *addr))?;
+        let local = listener.local_addr().map_err(bind_error("HTTPS provisioning", *addr))?;
+        println!("deskline: listening for HTTPS provisioning on {local}");
+        tokio::spawn(crate::provisioning::server::serve(listener, service.clone(), shutdown.clone()));
+    }
+    Ok(())
 }
 
 /// The admin API listener and, on first start, the first admin token.
