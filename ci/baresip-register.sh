@@ -9,7 +9,8 @@
 #   4. a wrong password never gets a 200 and leaves no binding.
 #
 #   ci/baresip-register.sh      (from the repo root; DESKLINE_BIN=target/debug/deskline)
-# Environment: SIP_PORT (5082) ADMIN_PORT (9083) KEEP_WORK=1 keeps the temp dir,
+# Environment: SIP_PORT, ADMIN_PORT (0 = ephemeral, the default; the printed ports are used)
+#              KEEP_WORK=1 keeps the temp dir,
 #              DIGEST_ALGORITHMS ('["MD5"]').
 # baresip 1.0 (libre) only does MD5 digest and gives up ("Register: Function not implemented")
 # when a challenge it cannot do comes first, so by default this server instance offers MD5 only.
@@ -18,14 +19,14 @@ cd "$(dirname "$0")/.."
 . ci/lib.sh
 need baresip curl jq
 
-SIP_PORT="${SIP_PORT:-5082}"
-ADMIN_PORT="${ADMIN_PORT:-9083}"
+SIP_PORT="${SIP_PORT:-0}"
+ADMIN_PORT="${ADMIN_PORT:-0}"
 REGINT=10
 ALGOS="${DIGEST_ALGORITHMS:-[\"MD5\"]}"
 WORK="$(mktemp -d /tmp/deskline-baresip.XXXXXX)"
 trap 'cleanup; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 
-log "baresip: deskline on 127.0.0.1:$SIP_PORT (UDP+TCP), admin on 127.0.0.1:$ADMIN_PORT, work dir $WORK"
+log "baresip: deskline with SIP on 127.0.0.1:$SIP_PORT (UDP+TCP), admin on 127.0.0.1:$ADMIN_PORT (0: ephemeral), work dir $WORK"
 mkdir -p "$WORK/certs"
 cat >"$WORK/deskline.toml" <<EOF
 domain = "pbx.test"
@@ -88,6 +89,10 @@ show_trace() { # FILE
   grep -E '^SIP/2.0 [0-9]|^(REGISTER|NOTIFY|OPTIONS) |\{0/|[Ee]rror|failed' "$1" | tail -n 40 >&2 || true
 }
 
+sip_target() { # udp|tcp -> the server's printed address
+  case "$1" in udp) echo "$SIP_UDP" ;; tcp) echo "$SIP_TCP" ;; esac
+}
+
 registrations_of() { # USER -> count
   api_expect 200 GET "/api/v1/registrations?user=$1" | jq 'if type=="array" then length else ([.[]|arrays][0]|length) end'
 }
@@ -95,6 +100,7 @@ registrations_of() { # USER -> count
 case_transport() { # TRANSPORT USERNAME EXT MAC
   local tr="$1" user="$2" ext="$3" mac="$4" TR
   TR="$(echo "$tr" | tr '[:lower:]' '[:upper:]')"
+  local target; target="$(sip_target "$tr")"
   log "baresip over $TR: user $user, extension $ext, device $mac"
   api_expect 201 POST /api/v1/users \
     "{\"username\":\"$user\",\"display_name\":\"Baresip $TR\",\"password\":\"Login-$user-Pw!\",\"extension\":\"$ext\"}" >/dev/null
@@ -108,9 +114,9 @@ case_transport() { # TRANSPORT USERNAME EXT MAC
   info "device credentials from the API: username $sip_user, realm $(echo "$creds" | jq -r .realm)"
 
   local dir out pid
-  dir="$(baresip_dir "$user" "$tr" "<sip:$ext@127.0.0.1:$SIP_PORT;transport=$tr>;auth_user=$sip_user;auth_pass=$sip_pass;regint=$REGINT")"
+  dir="$(baresip_dir "$user" "$tr" "<sip:$ext@$target;transport=$tr>;auth_user=$sip_user;auth_pass=$sip_pass;regint=$REGINT")"
   out="$dir/out.txt"
-  info "baresip -f $dir -s -t 60 (account <sip:$ext@127.0.0.1:$SIP_PORT;transport=$tr>, regint=$REGINT)"
+  info "baresip -f $dir -s -t 60 (account <sip:$ext@$target;transport=$tr>, regint=$REGINT)"
   baresip -f "$dir" -s -t 60 </dev/null >"$out" 2>&1 &
   pid=$!; BG_PIDS+=("$pid")
 
@@ -156,13 +162,14 @@ case_transport() { # TRANSPORT USERNAME EXT MAC
 case_wrong_password() { # TRANSPORT USERNAME EXT MAC
   local tr="$1" user="$2" ext="$3" mac="$4" TR
   TR="$(echo "$tr" | tr '[:lower:]' '[:upper:]')"
+  local target; target="$(sip_target "$tr")"
   log "baresip over $TR with a wrong password: user $user, extension $ext"
   api_expect 201 POST /api/v1/users \
     "{\"username\":\"$user\",\"display_name\":\"Wrong pw\",\"password\":\"Login-$user-Pw!\",\"extension\":\"$ext\"}" >/dev/null
   api_expect 201 POST /api/v1/devices "{\"mac\":\"$mac\",\"user\":\"$user\",\"extension\":\"$ext\"}" >/dev/null
   local sip_user dir out
   sip_user="$(api_expect 200 GET "/api/v1/devices/$mac/sip-credentials" | jq -r .username)"
-  dir="$(baresip_dir "$user" "$tr" "<sip:$ext@127.0.0.1:$SIP_PORT;transport=$tr>;auth_user=$sip_user;auth_pass=definitely-wrong;regint=600")"
+  dir="$(baresip_dir "$user" "$tr" "<sip:$ext@$target;transport=$tr>;auth_user=$sip_user;auth_pass=definitely-wrong;regint=600")"
   out="$dir/out.txt"
   timeout 20 baresip -f "$dir" -s -t 4 </dev/null >"$out" 2>&1 || true
   if grep -Eq "$ext@[^ ]*: \\{0/$TR/v4\\} 200 OK" "$out"; then show_trace "$out"; die "a wrong password got 200 OK"; fi

@@ -6,7 +6,9 @@
 #
 #   ci/sipp-register.sh            (from the repo root; DESKLINE_BIN=target/debug/deskline)
 # Environment: SIPP_USERS (100) SIPP_RATE (100 calls/s) SIPP_TRANSPORTS ("u1 t1")
-#              SIP_PORT (5080) ADMIN_PORT (9081) SIPP_LOCAL_PORT (15062) KEEP_WORK=1 keeps the temp dir.
+#              SIP_PORT, ADMIN_PORT (0 = ephemeral, the default: the printed ports are used; set
+#              e.g. SIP_PORT=5080 ADMIN_PORT=9081 for fixed ones) SIPP_LOCAL_PORT (15062)
+#              KEEP_WORK=1 keeps the temp dir.
 # Debian's sipp 3.6 knows MD5 digest only and reads only the first WWW-Authenticate row
 # (SHA-256 first makes it fail with "authentication must use MD5"), so this server instance
 # offers MD5 only.
@@ -18,15 +20,15 @@ need sipp curl jq
 N="${SIPP_USERS:-100}"
 RATE="${SIPP_RATE:-100}"
 TRANSPORTS="${SIPP_TRANSPORTS:-u1 t1}"
-SIP_PORT="${SIP_PORT:-5080}"
-ADMIN_PORT="${ADMIN_PORT:-9081}"
+SIP_PORT="${SIP_PORT:-0}"
+ADMIN_PORT="${ADMIN_PORT:-0}"
 LOCAL_PORT="${SIPP_LOCAL_PORT:-15062}"
 FIRST=1000
 
 WORK="$(mktemp -d /tmp/deskline-sipp.XXXXXX)"
 trap 'cleanup; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 
-log "sipp: deskline on 127.0.0.1:$SIP_PORT (UDP+TCP), admin on 127.0.0.1:$ADMIN_PORT, work dir $WORK"
+log "sipp: deskline with SIP on 127.0.0.1:$SIP_PORT (UDP+TCP), admin on 127.0.0.1:$ADMIN_PORT (0: ephemeral), work dir $WORK"
 cat >"$WORK/deskline.toml" <<EOF
 domain = "pbx.test"
 data_dir = "$WORK/data"
@@ -56,7 +58,7 @@ log "sipp: creating $N users and devices ($FIRST..$((FIRST + N - 1)), SIP user <
 for n in $(seq "$FIRST" $((FIRST + N - 1))); do
   mac="$(printf '00a0c9%06x' "$n")"
   api_expect 201 POST /api/v1/users \
-    "{\"username\":\"u$n\",\"display_name\":\"User $n\",\"password\":\"Login-$n-Pw!\",\"extension\":\"$n\"}" >/dev/null
+    "{\"username\":\"u$n\",\"display_name\":\"User $n\",\"extension\":\"$n\"}" >/dev/null
   api_expect 201 POST /api/v1/devices \
     "{\"mac\":\"$mac\",\"user\":\"u$n\",\"extension\":\"$n\",\"sip_username\":\"$n\",\"sip_password\":\"pw$n\"}" >/dev/null
 done
@@ -67,9 +69,10 @@ info "sipp injection file: $WORK/users/users.csv ($(($(wc -l <"$WORK/users/users
 
 # Runs one sipp scenario; prints successful/failed/rate; returns sipp's exit status.
 run_sipp() { # NAME SCENARIO TRANSPORT(u1|t1)
-  local name="$1" scenario="$2" tr="$3" rc=0
-  info "sipp $scenario: $N calls at $RATE/s, transport $tr (local port $LOCAL_PORT)"
-  ( cd "$WORK" && timeout 180 sipp "127.0.0.1:$SIP_PORT" -sf "$OLDPWD/$scenario" -inf users/users.csv \
+  local name="$1" scenario="$2" tr="$3" rc=0 target
+  case "$tr" in u*) target="$SIP_UDP" ;; t*) target="$SIP_TCP" ;; *) die "unknown sipp transport $tr" ;; esac
+  info "sipp $scenario -> $target: $N calls at $RATE/s, transport $tr (local port $LOCAL_PORT)"
+  ( cd "$WORK" && timeout 180 sipp "$target" -sf "$OLDPWD/$scenario" -inf users/users.csv \
       -key expires 3600 -m "$N" -r "$RATE" -t "$tr" -i 127.0.0.1 -p "$LOCAL_PORT" \
       -nostdin -trace_err -trace_stat -stf "$name.stats.csv" -fd 1 -trace_screen \
       -timeout 120s -timeout_error -recv_timeout 5000 >"$name.out" 2>&1 ) || rc=$?

@@ -3,9 +3,10 @@
 //! `init_dir` writes a server CA, a server certificate (localhost, 127.0.0.1, ::1 and the host
 //! name), a device CA and one client certificate per device MAC (subject CN = the MAC). Existing
 //! files are kept and reused (an existing CA signs the missing leaves), never regenerated; private
-//! keys are written with mode 0600. `server_tls_config` builds the rustls configuration shared by
-//! SIP over TLS and HTTPS provisioning: TLS 1.2 and 1.3 only, client certificates optional and
-//! verified against the configured device CAs.
+//! keys are written with mode 0600. `server_tls_config` builds the rustls configuration of the
+//! TLS listeners: TLS 1.2 and 1.3 only, client certificates optional and verified against the
+//! configured device CAs; `provisioning_tls` is its variant for HTTPS provisioning, where a
+//! certificate from an unknown CA is ignored instead of failing the handshake.
 
 use std::fs;
 use std::io::Write;
@@ -17,10 +18,12 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 use crate::directory::mac::Mac;
 
@@ -130,39 +133,139 @@ pub fn ensure_server_cert(cert: &Path, key: &Path) -> Result<bool, CertError> {
 
 /// The rustls server configuration for deskline's TLS listeners: TLS 1.2 and 1.3 only, the given
 /// certificate chain and key, and — when `device_cas` is not empty — optional client
-/// certificates that must chain to one of those CAs (a phone without one can still use digest).
+/// certificates that must chain to one of those CAs (a phone without one can still use digest;
+/// one with a certificate from another CA fails the handshake: see [`provisioning_tls`]).
 pub fn server_tls_config(
     cert: &Path,
     key: &Path,
     device_cas: &[PathBuf],
     alpn: &[&[u8]],
 ) -> Result<Arc<ServerConfig>, CertError> {
+    let verifier = if device_cas.is_empty() { None } else { Some(DeviceCertVerifier::load(device_cas)?.inner) };
+    build_server_config(cert, key, verifier, alpn)
+}
+
+/// The TLS side of HTTPS provisioning.
+#[derive(Clone)]
+pub struct ProvisioningTls {
+    pub config: Arc<ServerConfig>,
+    /// Checks a presented client chain against the device CAs; `None` when there are none.
+    pub device_certs: Option<DeviceCertVerifier>,
+}
+
+/// Like [`server_tls_config`] (ALPN `http/1.1`), except that a client certificate from a CA we do
+/// not trust does not fail the handshake: phones send their factory certificate whatever CAs we
+/// hint, and such a phone must still be able to prove itself with digest. The handshake still
+/// proves the client holds the certificate's key; whether the chain leads to a device CA is
+/// decided afterwards by `device_certs`, and an untrusted certificate is simply ignored.
+pub fn provisioning_tls(cert: &Path, key: &Path, device_cas: &[PathBuf]) -> Result<ProvisioningTls, CertError> {
+    let device_certs = if device_cas.is_empty() { None } else { Some(DeviceCertVerifier::load(device_cas)?) };
+    let verifier = device_certs.as_ref().map(|strict| -> Arc<dyn ClientCertVerifier> {
+        Arc::new(AnyClientCertificate { strict: strict.inner.clone() })
+    });
+    let config = build_server_config(cert, key, verifier, &[b"http/1.1"])?;
+    Ok(ProvisioningTls { config, device_certs })
+}
+
+fn build_server_config(
+    cert: &Path,
+    key: &Path,
+    verifier: Option<Arc<dyn ClientCertVerifier>>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, CertError> {
     install_crypto_provider();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let chain = load_certs(cert)?;
     let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| CertError::Invalid {
         path: key.to_owned(),
         message: format!("no usable private key: {e}"),
     })?;
-    let builder = ServerConfig::builder_with_provider(provider.clone())
+    let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let builder = if device_cas.is_empty() {
-        builder.with_no_client_auth()
-    } else {
+    let builder = match verifier {
+        None => builder.with_no_client_auth(),
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+    };
+    let mut config = builder.with_single_cert(chain, private_key)?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Verifies client certificate chains against the configured device CAs.
+#[derive(Clone)]
+pub struct DeviceCertVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+}
+
+impl std::fmt::Debug for DeviceCertVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceCertVerifier")
+    }
+}
+
+impl DeviceCertVerifier {
+    /// Trusts the certificates of these PEM bundles (client certificates optional).
+    pub fn load(device_cas: &[PathBuf]) -> Result<DeviceCertVerifier, CertError> {
+        install_crypto_provider();
         let mut roots = RootCertStore::empty();
         for path in device_cas {
             for ca in load_certs(path)? {
                 roots.add(ca).map_err(|e| CertError::Invalid { path: path.clone(), message: e.to_string() })?;
             }
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
             .allow_unauthenticated()
             .build()?;
-        builder.with_client_cert_verifier(verifier)
-    };
-    let mut config = builder.with_single_cert(chain, private_key)?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
+        Ok(DeviceCertVerifier { inner })
+    }
+
+    /// True when `chain` (leaf first, as the client sent it) leads to a device CA and is valid now.
+    pub fn verify(&self, chain: &[CertificateDer<'_>]) -> bool {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return false;
+        };
+        self.inner.verify_client_cert(leaf, intermediates, UnixTime::now()).is_ok()
+    }
+}
+
+/// Accepts any client certificate chain in the handshake while still checking the client's
+/// signature with it (see [`provisioning_tls`]); hints the device CAs.
+#[derive(Debug)]
+struct AnyClientCertificate {
+    strict: Arc<dyn ClientCertVerifier>,
+}
+
+impl ClientCertVerifier for AnyClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.strict.root_hint_subjects()
+    }
+
+    fn verify_client_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: UnixTime) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.strict.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.strict.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.strict.supported_verify_schemes()
+    }
 }
 
 /// Every certificate of a PEM file; an error when there is none.
@@ -377,52 +480,91 @@ mod tests {
         server_tls_config(&cert, &key, &[], &[]).unwrap();
     }
 
-    #[tokio::test]
-    async fn handshake_with_a_device_certificate_reveals_its_mac() {
-        let dir = tempfile::tempdir().unwrap();
-        let mac: Mac = "805ec0a1b2c3".parse().unwrap();
-        let paths = init_dir(dir.path(), std::slice::from_ref(&mac)).unwrap();
-        let server = server_tls_config(
-            &paths.server_cert,
-            &paths.server_key,
-            std::slice::from_ref(&paths.device_ca_cert),
-            &[b"http/1.1"],
-        )
-        .unwrap();
+    /// One TLS exchange on loopback: the server's view of the client chain and the TLS version,
+    /// or `None` when the handshake failed.
+    async fn exchange(
+        server: Arc<ServerConfig>,
+        ca: &Path,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Option<(Vec<CertificateDer<'static>>, Option<rustls::ProtocolVersion>)> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(server);
         let server_task = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let mut tls = acceptor.accept(tcp).await.unwrap();
+            let mut tls = acceptor.accept(tcp).await.ok()?;
             let (_, conn) = tls.get_ref();
-            let peer = conn.peer_certificates().unwrap()[0].clone();
-            let version = conn.protocol_version();
+            let seen = (conn.peer_certificates().unwrap_or_default().to_vec(), conn.protocol_version());
             tls.write_all(b"ok").await.unwrap();
             tls.shutdown().await.unwrap();
-            (peer, version)
+            Some(seen)
         });
-
         let mut roots = RootCertStore::empty();
-        roots.add(load_certs(&paths.ca_cert).unwrap().remove(0)).unwrap();
-        let client_chain = load_certs(&paths.devices[0].cert).unwrap();
-        let client_key = PrivateKeyDer::from_pem_file(&paths.devices[0].key).unwrap();
-        let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        roots.add(load_certs(ca).unwrap().remove(0)).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
-            .with_client_auth_cert(client_chain, client_key)
+            .with_client_auth_cert(chain, key)
             .unwrap();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = connector.connect(name, tcp).await.unwrap();
-        let mut answer = Vec::new();
-        tls.read_to_end(&mut answer).await.unwrap();
-        assert_eq!(answer, b"ok");
+        // With TLS 1.3 the client may only learn of a refused certificate on its first read.
+        if let Ok(mut tls) = connector.connect(name, tcp).await {
+            let mut answer = Vec::new();
+            let _ = tls.read_to_end(&mut answer).await;
+        }
+        server_task.await.unwrap()
+    }
 
-        let (peer, version) = server_task.await.unwrap();
+    fn device_identity(paths: &CertPaths) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        (load_certs(&paths.devices[0].cert).unwrap(), PrivateKeyDer::from_pem_file(&paths.devices[0].key).unwrap())
+    }
+
+    /// A self-signed certificate that names `mac`, as an attacker could make.
+    fn forged_identity(mac: &Mac) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let key = KeyPair::generate().unwrap();
+        let cert = device_params(mac).self_signed(&key).unwrap();
+        (vec![cert.der().clone()], PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn handshake_with_a_device_certificate_reveals_its_mac() {
+        let dir = tempfile::tempdir().unwrap();
+        let mac: Mac = "805ec0a1b2c3".parse().unwrap();
+        let paths = init_dir(dir.path(), std::slice::from_ref(&mac)).unwrap();
+        let cas = std::slice::from_ref(&paths.device_ca_cert);
+        let server = server_tls_config(&paths.server_cert, &paths.server_key, cas, &[b"http/1.1"]).unwrap();
+        let (identity, key) = device_identity(&paths);
+        let (chain, version) = exchange(server.clone(), &paths.ca_cert, identity, key).await.unwrap();
         assert!(matches!(version, Some(rustls::ProtocolVersion::TLSv1_3)));
-        assert_eq!(crate::provisioning::device_auth::certificate_mac(&peer), Some(mac));
+        assert_eq!(crate::provisioning::device_auth::certificate_mac(&chain[0]), Some(mac.clone()));
+
+        // The strict configuration refuses a certificate from another CA outright...
+        let (forged, key) = forged_identity(&mac);
+        assert!(exchange(server, &paths.ca_cert, forged, key).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn provisioning_tls_accepts_any_certificate_but_trusts_only_device_cas() {
+        let dir = tempfile::tempdir().unwrap();
+        let mac: Mac = "805ec0a1b2c3".parse().unwrap();
+        let paths = init_dir(dir.path(), std::slice::from_ref(&mac)).unwrap();
+        let tls = provisioning_tls(&paths.server_cert, &paths.server_key, std::slice::from_ref(&paths.device_ca_cert)).unwrap();
+        let device_certs = tls.device_certs.clone().unwrap();
+
+        let (identity, key) = device_identity(&paths);
+        let (chain, _) = exchange(tls.config.clone(), &paths.ca_cert, identity, key).await.unwrap();
+        assert!(device_certs.verify(&chain));
+
+        // ...the provisioning one lets it through (digest is still possible) but does not trust it.
+        let (forged, key) = forged_identity(&mac);
+        let (chain, _) = exchange(tls.config.clone(), &paths.ca_cert, forged, key).await.unwrap();
+        assert_eq!(crate::provisioning::device_auth::certificate_mac(&chain[0]), Some(mac));
+        assert!(!device_certs.verify(&chain));
+        assert!(!device_certs.verify(&[]));
+        assert!(provisioning_tls(&paths.server_cert, &paths.server_key, &[]).unwrap().device_certs.is_none());
     }
 }

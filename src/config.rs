@@ -29,6 +29,23 @@ pub struct Config {
     pub tls: TlsConfig,
     pub provisioning: ProvisioningConfig,
     pub admin: AdminConfig,
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Whether every commit holding only bindings is also fsync'd. Off (the default), a binding
+    /// that got its 200 OK survives a crash of deskline (kill -9) but may be lost with the machine
+    /// (power loss) — phones re-register then anyway; directory changes (users, devices,
+    /// suspensions, tokens, audit) are always fsync'd before they are answered.
+    pub bindings_fsync: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { bindings_fsync: false }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +126,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             provisioning: ProvisioningConfig::default(),
             admin: AdminConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }

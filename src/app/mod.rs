@@ -104,7 +104,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
 
     let metrics = Arc::new(Metrics::new());
     let events = EventBus::new(4096);
-    let (store, snapshot) = Store::open(&config.data_dir, metrics.clone())?;
+    let (store, snapshot) = Store::open_with(&config.data_dir, metrics.clone(), config.store.bindings_fsync)?;
     let tokens = Arc::new(crate::admin::Tokens::load(&snapshot.tokens));
     let cipher = SecretCipher::open(&config.data_dir)?;
     let directory = Arc::new(Directory::load(store.clone(), &snapshot, cipher)?);

@@ -1,5 +1,11 @@
-//! The embedded store: one SQLite database (WAL, `synchronous=FULL`) holding the directory (users,
-//! extensions, devices, tokens, audit log) and the location table's bindings.
+//! The embedded store: one SQLite database (WAL) holding the directory (users, extensions,
+//! devices, tokens, audit log) and the location table's bindings.
+//!
+//! Durability: a commit that holds any directory change runs with `synchronous=FULL` (fsync'd:
+//! survives power loss). A commit of bindings only runs with `synchronous=NORMAL` unless
+//! `[store] bindings_fsync` is set: in WAL mode that is written to the operating system before the
+//! 200 OK goes out, so it survives any crash of deskline (kill -9), and skips the fsync whose cost
+//! would otherwise dominate the REGISTER path; after a power loss phones re-register anyway.
 //!
 //! Why SQLite: it is the most trusted crash-safe embedded store (atomic commits survive kill -9 and
 //! power loss), its file format has been stable for decades (no upgrade hazard as with redb's format
@@ -29,6 +35,13 @@ pub enum StoreError {
     WriterGone,
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreOp {
+    /// Bindings are soft state (phones refresh them); everything else is the directory.
+    fn is_binding(&self) -> bool {
+        matches!(self, StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. })
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -128,6 +141,11 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 impl Store {
     /// Opens (or creates) `dir/deskline.db`, loads what it holds and starts the writer thread.
     pub fn open(dir: &Path, metrics: Arc<Metrics>) -> Result<(Store, Snapshot), StoreError> {
+        Self::open_with(dir, metrics, true)
+    }
+
+    /// [`open`](Self::open), choosing whether binding-only commits are fsync'd.
+    pub fn open_with(dir: &Path, metrics: Arc<Metrics>, bindings_fsync: bool) -> Result<(Store, Snapshot), StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(format!("{}: {e}", dir.display())))?;
         let path = dir.join("deskline.db");
         let writer = open_connection(&path)?;
@@ -137,7 +155,7 @@ impl Store {
         let (tx, rx) = mpsc::channel::<Submission>();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(writer, rx, metrics))
+            .spawn(move || writer_loop(writer, rx, metrics, bindings_fsync))
             .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok((Store { tx, reader: Arc::new(parking_lot::Mutex::new(reader)), path }, snapshot))
     }
@@ -210,8 +228,9 @@ fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
 /// Largest number of submissions folded into one transaction.
 const MAX_BATCH: usize = 4096;
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Submission>, metrics: Arc<Metrics>) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Submission>, metrics: Arc<Metrics>, bindings_fsync: bool) {
     let mut batch: Vec<Submission> = Vec::with_capacity(MAX_BATCH);
+    let mut full_sync = true;
     while let Ok(first) = rx.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -222,6 +241,13 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Submission>, metrics: Ar
         }
         let started = Instant::now();
         let ops: usize = batch.iter().map(|s| s.ops.len()).sum();
+        let needs_full = bindings_fsync || batch.iter().flat_map(|s| s.ops.iter()).any(|op| !op.is_binding());
+        if needs_full != full_sync {
+            let mode = if needs_full { "FULL" } else { "NORMAL" };
+            if conn.pragma_update(None, "synchronous", mode).is_ok() {
+                full_sync = needs_full;
+            }
+        }
         let result = write_batch(&mut conn, &batch);
         if let Err(e) = &result {
             tracing::error!(error = %e, "store commit failed; {} submissions refused", batch.len());

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use crate::directory::mac::Mac;
-use crate::provisioning::vendor::Vendor;
+use crate::provisioning::vendor::{classify, FileRequest, Vendor};
 use crate::provisioning::view::DeviceView;
 
 pub trait ProvisioningBackend: Send + Sync + 'static {
@@ -31,4 +31,16 @@ pub struct ConfigFetch {
     pub firmware: Option<String>,
     /// The file name as requested (`805ec0a1b2c3.cfg`).
     pub file: String,
+}
+
+impl ConfigFetch {
+    /// True when the fetched file carries the device's state (Yealink `<mac>.cfg`, Poly
+    /// `<MAC>-deskline.cfg`, Cisco/Snom/Grandstream XML), not a boot, master or index file: the
+    /// fetch that shows a resync has reached the phone.
+    pub fn carries_state(&self) -> bool {
+        match (classify(&format!("/{}", self.file), None), self.vendor) {
+            (FileRequest::Device { file, .. }, Some(vendor)) => file.carries_state(vendor),
+            _ => false,
+        }
+    }
 }

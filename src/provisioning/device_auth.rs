@@ -1,6 +1,6 @@
 //! Proof that a phone owns the MAC it asks about, before anything about that MAC is revealed.
 //!
-//! Two proofs: a client certificate — already chained to a configured device CA by rustls — whose
+//! Two proofs: a client certificate — already checked to chain to a configured device CA — whose
 //! subject names exactly the requested MAC (vendors' shared "generic" certificates, which name no
 //! MAC, prove nothing), or HTTP Digest (RFC 7616, SHA-256 or MD5, `qop=auth`) in the realm
 //! `deskline-provisioning` with the MAC as username and the device's provisioning secret as
@@ -50,7 +50,7 @@ pub enum AuthOutcome {
 /// What a request offers as proof.
 #[derive(Debug, Clone, Copy)]
 pub struct Credentials<'a> {
-    /// The leaf client certificate (DER), if the phone sent one.
+    /// The leaf client certificate (DER), if the phone sent one that chains to a device CA.
     pub peer_certificate: Option<&'a [u8]>,
     /// The `Authorization` header value.
     pub authorization: Option<&'a str>,

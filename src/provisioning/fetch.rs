@@ -30,7 +30,7 @@ pub struct FetchRequest<'a> {
     pub if_none_match: Option<&'a str>,
     pub remote: SocketAddr,
     pub local: SocketAddr,
-    /// The leaf client certificate (DER), verified against the device CAs by rustls.
+    /// The leaf client certificate (DER), only when it chains to a configured device CA.
     pub peer_certificate: Option<&'a [u8]>,
 }
 

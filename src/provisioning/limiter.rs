@@ -36,11 +36,13 @@ impl FailureLimiter {
         let Some(bucket) = self.buckets.get(&source_key(ip)) else {
             return Ok(());
         };
+        // Throttled while there is no room for one more failure within the limit.
         let level = self.drained(bucket.0, bucket.1, now);
-        if level < self.limit {
+        let threshold = self.limit - 1.0;
+        if level <= threshold {
             return Ok(());
         }
-        let wait = (level - self.limit + 1.0) / self.rate_per_second();
+        let wait = (level - threshold) / self.rate_per_second();
         Err(Duration::from_secs_f64(wait.ceil().max(1.0)))
     }
 

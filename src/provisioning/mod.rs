@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::certs::{self, CertError};
+use crate::certs::{self, CertError, ProvisioningTls};
 use crate::config::{Config, ProvisioningConfig};
 use device_auth::DeviceAuthenticator;
 use limiter::FailureLimiter;
@@ -54,7 +54,7 @@ type FetchHook = Arc<dyn Fn(Option<Vendor>, &'static str) + Send + Sync>;
 
 pub struct ProvisioningService {
     config: ProvisioningConfig,
-    tls: Arc<rustls::ServerConfig>,
+    tls: ProvisioningTls,
     renderer: Renderer,
     backend: Arc<dyn ProvisioningBackend>,
     auth: DeviceAuthenticator,
@@ -64,14 +64,21 @@ pub struct ProvisioningService {
 
 impl ProvisioningService {
     /// Loads the templates (`config.templates`, `config.overrides`) and renders each against
-    /// sample devices, so a broken template stops start-up with its name and line. `tls` should
-    /// come from [`certs::server_tls_config`] with the device CAs and ALPN `http/1.1`.
+    /// sample devices, so a broken template stops start-up with its name and line. When
+    /// `templates` is left at its default and that folder does not exist (a server started
+    /// elsewhere), the built-in copy of the shipped templates is used. `tls` comes from
+    /// [`certs::provisioning_tls`].
     pub fn new(
         config: ProvisioningConfig,
-        tls: Arc<rustls::ServerConfig>,
+        tls: ProvisioningTls,
         backend: Arc<dyn ProvisioningBackend>,
     ) -> Result<ProvisioningService, ProvisioningError> {
-        let renderer = Renderer::load(&config.templates, config.overrides.as_deref())?;
+        let renderer = if config.templates == ProvisioningConfig::default().templates && !config.templates.exists() {
+            tracing::info!(target: "deskline::provisioning", "no {} folder here: using the built-in templates", config.templates.display());
+            Renderer::builtin(config.overrides.as_deref())?
+        } else {
+            Renderer::load(&config.templates, config.overrides.as_deref())?
+        };
         renderer.check_all()?;
         Ok(ProvisioningService {
             auth: DeviceAuthenticator::new(&config.device_auth),
@@ -93,7 +100,7 @@ impl ProvisioningService {
         } else {
             Vec::new()
         };
-        let tls = certs::server_tls_config(&config.tls.cert, &config.tls.key, &device_cas, &[b"http/1.1"])?;
+        let tls = certs::provisioning_tls(&config.tls.cert, &config.tls.key, &device_cas)?;
         let service = ProvisioningService::new(config.provisioning.clone(), tls, backend)?;
         Ok(service.with_auth_failure_limit(config.sip.auth_failures_before_throttle))
     }
@@ -125,7 +132,14 @@ impl ProvisioningService {
     }
 
     pub fn tls_config(&self) -> Arc<rustls::ServerConfig> {
-        self.tls.clone()
+        self.tls.config.clone()
+    }
+
+    /// The leaf of a presented client chain when it leads to a configured device CA; any other
+    /// certificate is ignored (the phone can still use digest).
+    pub fn trusted_client_certificate(&self, chain: Option<&[rustls_pki_types::CertificateDer<'static>]>) -> Option<rustls_pki_types::CertificateDer<'static>> {
+        let (chain, verifier) = (chain?, self.tls.device_certs.as_ref()?);
+        verifier.verify(chain).then(|| chain[0].clone())
     }
 
     /// Largest accepted PUT body.

@@ -80,7 +80,8 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Loads (and compiles) every template; syntax errors surface here.
+    /// Loads (and compiles) every template of `templates/<vendor>/` and of `overrides`; syntax
+    /// errors surface here.
     pub fn load(templates: &Path, overrides: Option<&Path>) -> Result<Renderer, RenderError> {
         let mut renderer = Renderer { env: environment(), names: BTreeSet::new() };
         if !templates.is_dir() {
@@ -93,17 +94,42 @@ impl Renderer {
         if renderer.names.is_empty() {
             return Err(RenderError::NoTemplates(templates.to_owned()));
         }
-        if let Some(dir) = overrides {
-            if !dir.is_dir() {
-                let source = std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory");
-                return Err(RenderError::Io { path: dir.to_owned(), source });
-            }
-            renderer.add_dir(dir, "override")?;
-            for vendor in Vendor::ALL {
-                renderer.add_dir(&dir.join(vendor.as_str()), &format!("override/{vendor}"))?;
-            }
-        }
+        renderer.add_overrides(overrides)?;
         Ok(renderer)
+    }
+
+    /// The templates shipped in `provisioning-templates/`, compiled into the binary (for a server
+    /// started away from its source folder), plus the operator's `overrides`.
+    pub fn builtin(overrides: Option<&Path>) -> Result<Renderer, RenderError> {
+        let mut renderer = Renderer { env: environment(), names: BTreeSet::new() };
+        for (name, source) in BUILTIN {
+            renderer.add((*name).to_owned(), (*source).to_owned())?;
+        }
+        renderer.add_overrides(overrides)?;
+        Ok(renderer)
+    }
+
+    fn add_overrides(&mut self, overrides: Option<&Path>) -> Result<(), RenderError> {
+        let Some(dir) = overrides else {
+            return Ok(());
+        };
+        if !dir.is_dir() {
+            let source = std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory");
+            return Err(RenderError::Io { path: dir.to_owned(), source });
+        }
+        self.add_dir(dir, "override")?;
+        for vendor in Vendor::ALL {
+            self.add_dir(&dir.join(vendor.as_str()), &format!("override/{vendor}"))?;
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, name: String, source: String) -> Result<(), RenderError> {
+        self.env
+            .add_template_owned(name.clone(), source)
+            .map_err(|e| RenderError::Template { name: name.clone(), message: e.to_string() })?;
+        self.names.insert(name);
+        Ok(())
     }
 
     /// Adds the `*.j2` files of `dir` (not recursive) as `<prefix>/<file>`; a missing dir adds none.
@@ -129,11 +155,7 @@ impl Renderer {
                 return Err(RenderError::BadName(path));
             }
             let source = std::fs::read_to_string(&path).map_err(|source| RenderError::Io { path: path.clone(), source })?;
-            let name = format!("{prefix}/{file}");
-            self.env
-                .add_template_owned(name.clone(), source)
-                .map_err(|e| RenderError::Template { name: name.clone(), message: e.to_string() })?;
-            self.names.insert(name);
+            self.add(format!("{prefix}/{file}"), source)?;
         }
         Ok(())
     }
@@ -222,6 +244,23 @@ pub fn normalize_model(model: &str) -> String {
         .take(32)
         .collect()
 }
+
+/// The shipped templates, compiled in (`Renderer::builtin`).
+const BUILTIN: &[(&str, &str)] = &[
+    ("yealink/common.cfg.j2", include_str!("../../provisioning-templates/yealink/common.cfg.j2")),
+    ("yealink/device.boot.j2", include_str!("../../provisioning-templates/yealink/device.boot.j2")),
+    ("yealink/device.cfg.j2", include_str!("../../provisioning-templates/yealink/device.cfg.j2")),
+    ("poly/common.xml.j2", include_str!("../../provisioning-templates/poly/common.xml.j2")),
+    ("poly/device.xml.j2", include_str!("../../provisioning-templates/poly/device.xml.j2")),
+    ("poly/master.xml.j2", include_str!("../../provisioning-templates/poly/master.xml.j2")),
+    ("cisco/common.xml.j2", include_str!("../../provisioning-templates/cisco/common.xml.j2")),
+    ("cisco/device.xml.j2", include_str!("../../provisioning-templates/cisco/device.xml.j2")),
+    ("grandstream/common.xml.j2", include_str!("../../provisioning-templates/grandstream/common.xml.j2")),
+    ("grandstream/device.xml.j2", include_str!("../../provisioning-templates/grandstream/device.xml.j2")),
+    ("snom/common.xml.j2", include_str!("../../provisioning-templates/snom/common.xml.j2")),
+    ("snom/device.xml.j2", include_str!("../../provisioning-templates/snom/device.xml.j2")),
+    ("snom/index.xml.j2", include_str!("../../provisioning-templates/snom/index.xml.j2")),
+];
 
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
@@ -355,4 +394,4 @@ fn sample_common(vendor: Vendor) -> CommonView {
 
 #[cfg(test)]
 #[path = "render_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -33,12 +33,12 @@ pub(crate) fn key_values(text: &str) -> BTreeMap<String, String> {
 pub(crate) fn xml_fields(xml: &str) -> BTreeMap<String, String> {
     let mut reader = Reader::from_str(xml);
     let (mut out, mut stack, mut text) = (BTreeMap::new(), Vec::new(), String::new());
-    let name_of = |e: &quick_xml::events::BytesStart<'_>| String::from_utf8(e.name().as_ref().to_vec()).unwrap();
+    let name_of = |e: &quick_xml::events::BytesStart<'_>| e.name().as_ref().to_owned();
     let attributes = |e: &quick_xml::events::BytesStart<'_>, out: &mut BTreeMap<String, String>| {
         for attr in e.attributes() {
             let attr = attr.unwrap();
             let value = attr.normalized_value(quick_xml::XmlVersion::Implicit1_0).unwrap().into_owned();
-            out.insert(String::from_utf8(attr.key.as_ref().to_vec()).unwrap(), value);
+            out.insert(attr.key.as_ref().to_owned(), value);
         }
     };
     loop {
@@ -180,7 +180,7 @@ fn overrides_win_per_device_then_per_model() {
     let mut view = sample_views().remove(0);
     assert_eq!(renderer.render_device(Vendor::Yealink, "device.cfg", Some("T46S"), &view).unwrap().body, "device 805ec0a1b2c3\n");
     view.mac = "805ec0000001".parse().unwrap();
-    assert_eq!(renderer.render_device(Vendor::Yealink, "device.cfg", Some("T46S"), &view).unwrap().body, "model t46s\n");
+    assert_eq!(renderer.render_device(Vendor::Yealink, "device.cfg", Some("T46S"), &view).unwrap().body, "model T46S\n");
     assert_eq!(renderer.find(Vendor::Yealink, "device.cfg", Some("T48S"), Some(&view.mac)), Some("yealink/device.cfg.j2"));
 }
 
@@ -203,6 +203,13 @@ fn broken_templates_are_start_up_errors_naming_file_and_line() {
     std::fs::write(dir.path().join("snom/device.txt.j2"), "x").unwrap();
     assert!(matches!(Renderer::load(dir.path(), None), Err(RenderError::BadName(_))));
     assert!(matches!(Renderer::load(&dir.path().join("none"), None), Err(RenderError::Io { .. })));
+}
+
+#[test]
+fn the_builtin_set_is_the_shipped_folder() {
+    let builtin = Renderer::builtin(None).unwrap();
+    builtin.check_all().unwrap();
+    assert_eq!(builtin.templates().collect::<Vec<_>>(), shipped().templates().collect::<Vec<_>>(), "add new files to BUILTIN");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The HTTPS listener: our own accept loop (so handlers see the client certificate) — tokio
-//! `TcpListener` → rustls handshake (with a timeout) → the peer's leaf certificate and addresses
-//! put into every request's extensions → hyper (HTTP/1.1 with keep-alive) serving an axum router:
+//! `TcpListener` → rustls handshake (with a timeout) → the peer's leaf certificate, if it chains
+//! to a device CA, and the addresses put into every request's extensions → hyper (HTTP/1.1 with keep-alive) serving an axum router:
 //! `GET|HEAD /{*path}` for configs, `PUT /{*path}` for Poly uploads (size-limited, 413). On
 //! shutdown it stops accepting and lets open connections finish their request.
 
@@ -37,14 +37,14 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ConnectionInfo {
     pub remote: SocketAddr,
     pub local: SocketAddr,
-    /// The client's leaf certificate, already verified against the device CAs by rustls.
+    /// The client's leaf certificate, when it chains to a configured device CA (others are dropped).
     pub peer_certificate: Option<Arc<CertificateDer<'static>>>,
 }
 
 /// Serves provisioning on `listener` until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, state: Arc<ProvisioningService>, shutdown: CancellationToken) {
     let acceptor = TlsAcceptor::from(state.tls_config());
-    let app = router(state);
+    let app = router(state.clone());
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -52,7 +52,7 @@ pub async fn serve(listener: TcpListener, state: Arc<ProvisioningService>, shutd
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((tcp, remote)) => {
-                    connections.spawn(connection(tcp, remote, acceptor.clone(), app.clone(), shutdown.clone()));
+                    connections.spawn(connection(tcp, remote, state.clone(), acceptor.clone(), app.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -77,7 +77,14 @@ pub fn router(state: Arc<ProvisioningService>) -> Router {
         .with_state(state)
 }
 
-async fn connection(tcp: TcpStream, remote: SocketAddr, acceptor: TlsAcceptor, app: Router, shutdown: CancellationToken) {
+async fn connection(
+    tcp: TcpStream,
+    remote: SocketAddr,
+    service: Arc<ProvisioningService>,
+    acceptor: TlsAcceptor,
+    app: Router,
+    shutdown: CancellationToken,
+) {
     let _ = tcp.set_nodelay(true);
     let Ok(local) = tcp.local_addr() else { return };
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -91,7 +98,11 @@ async fn connection(tcp: TcpStream, remote: SocketAddr, acceptor: TlsAcceptor, a
             return;
         }
     };
-    let peer_certificate = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Arc::new(c.clone().into_owned()));
+    let presented = tls.get_ref().1.peer_certificates();
+    let peer_certificate = service.trusted_client_certificate(presented).map(Arc::new);
+    if presented.is_some() && peer_certificate.is_none() {
+        tracing::debug!(target: "deskline::provisioning", %remote, "client certificate not from a device CA: ignored");
+    }
     let info = ConnectionInfo { remote, local, peer_certificate };
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(info.clone());
@@ -114,7 +125,7 @@ async fn connection(tcp: TcpStream, remote: SocketAddr, acceptor: TlsAcceptor, a
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -254,6 +254,12 @@ impl DeviceFile {
         }
     }
 
+    /// True for the file that carries the device's state (its line, its message) — the fetch
+    /// that shows the phone has its current config — rather than a boot/master/index file.
+    pub fn carries_state(self, vendor: Vendor) -> bool {
+        !matches!((self, vendor), (DeviceFile::MacBoot, _) | (DeviceFile::SnomHtm, _) | (DeviceFile::MacCfg, Vendor::Poly))
+    }
+
     /// Picks the vendor: the only one that asks for this name, else the first hint (User-Agent,
     /// the device's recorded vendor, the OUI) that is one of them.
     pub fn resolve_vendor(self, hints: &[Option<Vendor>]) -> Option<Vendor> {
@@ -403,9 +409,12 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// User-Agent, vendor, model, firmware, MAC.
+    type Case = (&'static str, Vendor, Option<&'static str>, Option<&'static str>, Option<&'static str>);
+
     #[test]
     fn user_agents_of_every_vendor() {
-        let cases: &[(&str, Vendor, Option<&str>, Option<&str>, Option<&str>)] = &[
+        let cases: &[Case] = &[
             ("Yealink SIP-T46S 66.86.0.15 80:5e:c0:a1:b2:c3", Vendor::Yealink, Some("T46S"), Some("66.86.0.15"), Some("805ec0a1b2c3")),
             ("Yealink SIP VP-T49G 51.80.0.10 00:15:65:9b:5a:44", Vendor::Yealink, Some("T49G"), Some("51.80.0.10"), Some("0015659b5a44")),
             ("Yealink-T46G 28.71.0.81 28.1.0.128.0.0.0", Vendor::Yealink, Some("T46G"), Some("28.71.0.81"), None),

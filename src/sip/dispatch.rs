@@ -64,7 +64,8 @@ impl Dispatcher {
         match raw.start {
             StartLine::Response { .. } => self.clients.on_response(raw),
             StartLine::Request { .. } => {
-                let headers = raw.headers.clone();
+                // Only what a rejection must echo is kept aside; the request moves on.
+                let headers = echo_rows(&raw.headers);
                 match Request::from_raw(raw, SUPPORTED) {
                     Ok(req) => self.handle_request(req, inbound),
                     Err(rejection) => {
@@ -115,4 +116,15 @@ impl Dispatcher {
             self.metrics.sip_rejected.get_or_create(&StatusLabels { status: code }).inc();
         }
     }
+}
+
+/// The rows a response copies (Via, From, To, Call-ID, CSeq), for answering a rejected request.
+fn echo_rows(headers: &Headers) -> Headers {
+    let mut out = Headers::default();
+    for h in headers.iter() {
+        if matches!(h.name.as_str(), "Via" | "From" | "To" | "Call-ID" | "CSeq") {
+            out.push(h.name.clone(), h.value.clone());
+        }
+    }
+    out
 }

@@ -15,6 +15,8 @@ pub use digest::{DigestAlgorithm, DigestChallenge, DigestCredentials};
 pub use name_addr::{Contact, ContactSpec, NameAddr};
 pub use via::Via;
 
+use std::borrow::Cow;
+
 use super::message::{is_token_byte, Method};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +66,9 @@ pub(crate) fn parse_u32(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.bytes().try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+    s.bytes().try_fold(0u32, |n, d| {
+        n.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+    })
 }
 
 /// Decimal digits to u32, clamping overlarge values to `u32::MAX` (delta-seconds).
@@ -74,6 +78,9 @@ pub(crate) fn parse_u32_saturating(s: &str) -> Option<u32> {
     }
     Some(parse_u32(s).unwrap_or(u32::MAX))
 }
+
+/// A parameter as [`Scanner::next_param`] returns it: name as sent, value unquoted.
+pub(crate) type BorrowedParam<'a> = (&'a str, Option<Cow<'a, str>>);
 
 /// A byte cursor over a header value. Every position it stops at is an ASCII delimiter or the
 /// end, so slicing the `&str` is always on a char boundary.
@@ -97,11 +104,7 @@ impl<'a> Scanner<'a> {
 
     /// Skips SP/HT; returns how many.
     pub(crate) fn skip_ws(&mut self) -> usize {
-        let start = self.pos;
-        while matches!(self.peek(), Some(b' ' | b'\t')) {
-            self.pos += 1;
-        }
-        self.pos - start
+        self.take_while(|b| b == b' ' || b == b'\t').len()
     }
 
     /// Consumes `c` if it is next.
@@ -117,9 +120,11 @@ impl<'a> Scanner<'a> {
     /// `f` must only accept ASCII bytes.
     pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
         let start = self.pos;
-        while self.peek().is_some_and(|b| b.is_ascii() && f(b)) {
-            self.pos += 1;
-        }
+        let rest = &self.s.as_bytes()[start..];
+        self.pos += rest
+            .iter()
+            .position(|&b| !(b.is_ascii() && f(b)))
+            .unwrap_or(rest.len());
         &self.s[start..self.pos]
     }
 
@@ -129,18 +134,31 @@ impl<'a> Scanner<'a> {
 
     /// At a `"`: the quoted-string's content with `\`-escapes removed. `None` if unterminated.
     pub(crate) fn quoted(&mut self) -> Option<String> {
+        self.quoted_cow().map(Cow::into_owned)
+    }
+
+    /// [`Self::quoted`] without an allocation when there is no escape.
+    pub(crate) fn quoted_cow(&mut self) -> Option<Cow<'a, str>> {
         let b = self.s.as_bytes();
         if b.get(self.pos) != Some(&b'"') {
             return None;
         }
-        let mut i = self.pos + 1;
-        let mut out = Vec::new();
+        let start = self.pos + 1;
+        let stop = start + memchr::memchr2(b'"', b'\\', &b[start..])?;
+        if b[stop] == b'"' {
+            self.pos = stop + 1;
+            return Some(Cow::Borrowed(&self.s[start..stop]));
+        }
+        let mut out = b[start..stop].to_vec();
+        let mut i = stop;
         while i < b.len() {
             match b[i] {
                 b'"' => {
                     self.pos = i + 1;
                     // Only ASCII bytes were removed, so `out` is valid UTF-8 if the input was.
-                    return Some(String::from_utf8_lossy(&out).into_owned());
+                    return Some(Cow::Owned(String::from_utf8(out).unwrap_or_else(|e| {
+                        String::from_utf8_lossy(e.as_bytes()).into_owned()
+                    })));
                 }
                 b'\\' if i + 1 < b.len() => {
                     out.push(b[i + 1]);
@@ -157,9 +175,9 @@ impl<'a> Scanner<'a> {
 
     /// A parameter value: a quoted string (unquoted) or a run of anything but whitespace, `;`,
     /// `,` and `"` (tokens, hosts, `[v6]`, bare IPv6).
-    pub(crate) fn param_value(&mut self) -> Option<String> {
+    pub(crate) fn param_value(&mut self) -> Option<Cow<'a, str>> {
         if self.peek() == Some(b'"') {
-            return self.quoted();
+            return self.quoted_cow();
         }
         let start = self.pos;
         while let Some(b) = self.peek() {
@@ -172,48 +190,72 @@ impl<'a> Scanner<'a> {
                 self.pos += 1;
             }
         }
-        (self.pos > start).then(|| self.s[start..self.pos].to_owned())
+        (self.pos > start).then(|| Cow::Borrowed(&self.s[start..self.pos]))
     }
 
     /// `*( SWS ";" SWS name [ SWS "=" SWS value ] )`, stopping (without consuming) at the end or,
     /// when `stop_at_comma`, at a `,`. Empty parameters (`;;`) and a trailing `;` are errors.
+    /// Names lowercased, values unquoted.
     pub(crate) fn params(
         &mut self,
         stop_at_comma: bool,
         header: &'static str,
     ) -> Result<Vec<(String, Option<String>)>, HeaderError> {
         let mut out = Vec::new();
-        loop {
-            self.skip_ws();
-            match self.peek() {
-                None => return Ok(out),
-                Some(b',') if stop_at_comma => return Ok(out),
-                Some(b';') => self.pos += 1,
-                Some(_) => return Err(HeaderError::new(header, "junk where a parameter was expected")),
-            }
-            self.skip_ws();
-            let name = self.token();
-            if name.is_empty() {
-                return Err(HeaderError::new(header, "empty parameter"));
-            }
-            let name = name.to_ascii_lowercase();
-            let save = self.pos;
-            self.skip_ws();
-            let value = if self.eat(b'=') {
-                self.skip_ws();
-                Some(self.param_value().ok_or(HeaderError::new(header, "bad parameter value"))?)
-            } else {
-                self.pos = save;
-                None
-            };
-            out.push((name, value));
+        while let Some((name, value)) = self.next_param(stop_at_comma, header)? {
+            out.push((name.to_ascii_lowercase(), value.map(Cow::into_owned)));
         }
+        Ok(out)
+    }
+
+    /// One parameter of [`Self::params`], borrowed (name as sent).
+    pub(crate) fn next_param(
+        &mut self,
+        stop_at_comma: bool,
+        header: &'static str,
+    ) -> Result<Option<BorrowedParam<'a>>, HeaderError> {
+        self.skip_ws();
+        match self.peek() {
+            None => return Ok(None),
+            Some(b',') if stop_at_comma => return Ok(None),
+            Some(b';') => self.pos += 1,
+            Some(_) => {
+                return Err(HeaderError::new(
+                    header,
+                    "junk where a parameter was expected",
+                ))
+            }
+        }
+        self.skip_ws();
+        let name = self.token();
+        if name.is_empty() {
+            return Err(HeaderError::new(header, "empty parameter"));
+        }
+        let save = self.pos;
+        self.skip_ws();
+        let value = if self.eat(b'=') {
+            self.skip_ws();
+            Some(
+                self.param_value()
+                    .ok_or(HeaderError::new(header, "bad parameter value"))?,
+            )
+        } else {
+            self.pos = save;
+            None
+        };
+        Ok(Some((name, value)))
     }
 }
 
 /// Looks a parameter up by (lowercase) name.
-pub(crate) fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<Option<&'a str>> {
-    params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref())
+pub(crate) fn find_param<'a>(
+    params: &'a [(String, Option<String>)],
+    name: &str,
+) -> Option<Option<&'a str>> {
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_deref())
 }
 
 #[cfg(test)]
@@ -222,14 +264,32 @@ mod tests {
 
     #[test]
     fn cseq() {
-        assert_eq!(CSeq::parse("2 REGISTER").unwrap(), CSeq { seq: 2, method: Method::Register });
+        assert_eq!(
+            CSeq::parse("2 REGISTER").unwrap(),
+            CSeq {
+                seq: 2,
+                method: Method::Register
+            }
+        );
         assert_eq!(CSeq::parse("0009 INVITE").unwrap().seq, 9);
-        assert_eq!(CSeq::parse("  4294967295\t  OPTIONS ").unwrap().seq, u32::MAX);
+        assert_eq!(
+            CSeq::parse("  4294967295\t  OPTIONS ").unwrap().seq,
+            u32::MAX
+        );
         assert_eq!(
             CSeq::parse("29344 RE%47IST%45R").unwrap().method,
             Method::Extension("RE%47IST%45R".into())
         );
-        for bad in ["4294967296 INVITE", "36893488147419103232 REGISTER", "INVITE", "1", "1INVITE", "1 INVITE x", "-1 INVITE", ""] {
+        for bad in [
+            "4294967296 INVITE",
+            "36893488147419103232 REGISTER",
+            "INVITE",
+            "1",
+            "1INVITE",
+            "1 INVITE x",
+            "-1 INVITE",
+            "",
+        ] {
             assert!(CSeq::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -252,7 +312,10 @@ mod tests {
         assert!(Scanner::new(";a=").params(false, "T").is_err());
         assert!(Scanner::new(";a=\"open").params(false, "T").is_err());
         assert!(Scanner::new(" x").params(false, "T").is_err());
-        assert_eq!(parse_u32_saturating("10000000000000000000000"), Some(u32::MAX));
+        assert_eq!(
+            parse_u32_saturating("10000000000000000000000"),
+            Some(u32::MAX)
+        );
         assert_eq!(parse_u32_saturating("12a"), None);
     }
 }

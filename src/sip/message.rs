@@ -26,6 +26,11 @@ use std::fmt;
 use bytes::Bytes;
 use memchr::{memchr, memchr_iter};
 
+mod names;
+pub(crate) use names::canonical_name;
+use names::compact_name;
+pub use names::reason_phrase;
+
 /// Largest message deskline accepts on any transport (header section plus body).
 pub const MAX_MESSAGE_SIZE: usize = 65_535;
 
@@ -117,18 +122,27 @@ impl Headers {
     /// The first row named `name` (case-insensitive; compact forms such as `"i"` work too).
     pub fn get(&self, name: &str) -> Option<&str> {
         let name = query_name(name);
-        self.0.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
     }
 
     /// Every row named `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let name = query_name(name);
-        self.0.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
     }
 
     pub fn count(&self, name: &str) -> usize {
         let name = query_name(name);
-        self.0.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).count()
+        self.0
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .count()
     }
 
     /// Appends a row; a known name (long or compact, any case) is stored in its canonical form.
@@ -138,7 +152,10 @@ impl Headers {
             Some(c) => c.to_owned(),
             None => name,
         };
-        self.0.push(Header { name, value: value.into() });
+        self.0.push(Header {
+            name,
+            value: value.into(),
+        });
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Header> {
@@ -157,8 +174,16 @@ impl Headers {
 #[derive(Debug, Clone)]
 pub enum StartLine {
     /// `uri` is the Request-URI text as sent; `version` as sent (checked by [`super::validate`]).
-    Request { method: Method, uri: String, version: String },
-    Response { version: String, code: u16, reason: String },
+    Request {
+        method: Method,
+        uri: String,
+        version: String,
+    },
+    Response {
+        version: String,
+        code: u16,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -213,7 +238,10 @@ pub enum Framing {
 /// * Stream: no Content-Length is [`FrameError::MissingContentLength`]; a message not yet complete
 ///   is [`FrameError::Incomplete`].
 pub fn parse_message(buf: &[u8], framing: Framing) -> Result<(RawMessage, usize), FrameError> {
-    let skip = buf.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(FrameError::Incomplete)?;
+    let skip = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .ok_or(FrameError::Incomplete)?;
     let data = &buf[skip..];
     let Some((head_len, body_off)) = find_header_end(data) else {
         return Err(if data.len() > MAX_MESSAGE_SIZE {
@@ -230,7 +258,12 @@ pub fn parse_message(buf: &[u8], framing: Framing) -> Result<(RawMessage, usize)
     let head = &data[..head_len];
     let first_end = memchr(b'\n', head).unwrap_or(head.len());
     let start = parse_start_line(strip_cr(&head[..first_end]))?;
-    let headers = parse_header_lines(head.get(first_end + 1..).unwrap_or(&[]))?;
+    // One UTF-8 check for the whole header section; non-UTF-8 octets become U+FFFD.
+    let lines = head.get(first_end + 1..).unwrap_or(&[]);
+    let headers = match std::str::from_utf8(lines) {
+        Ok(text) => parse_header_lines(text)?,
+        Err(_) => parse_header_lines(&String::from_utf8_lossy(lines))?,
+    };
 
     let avail = data.len() - body_off;
     let body_len = match content_length(&headers)? {
@@ -251,12 +284,21 @@ pub fn parse_message(buf: &[u8], framing: Framing) -> Result<(RawMessage, usize)
         }
         None => match framing {
             Framing::Stream => return Err(FrameError::MissingContentLength),
-            Framing::Datagram if body_off + avail > MAX_MESSAGE_SIZE => return Err(FrameError::TooLarge),
+            Framing::Datagram if body_off + avail > MAX_MESSAGE_SIZE => {
+                return Err(FrameError::TooLarge)
+            }
             Framing::Datagram => avail,
         },
     };
     let body = Bytes::copy_from_slice(&data[body_off..body_off + body_len]);
-    Ok((RawMessage { start, headers: Headers(headers), body }, skip + body_off + body_len))
+    Ok((
+        RawMessage {
+            start,
+            headers: Headers(headers),
+            body,
+        },
+        skip + body_off + body_len,
+    ))
 }
 
 /// When [`parse_message`] failed, recovers the Via, From, To, Call-ID and CSeq rows of what looks
@@ -269,7 +311,10 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
     let first_end = memchr(b'\n', data).unwrap_or(data.len());
     let first = strip_cr(&data[..first_end]);
     let sp = memchr(b' ', first)?;
-    if sp == 0 || !first[..sp].iter().all(|&b| is_token_byte(b)) || first[sp..].trim_ascii().is_empty() {
+    if sp == 0
+        || !first[..sp].iter().all(|&b| is_token_byte(b))
+        || first[sp..].trim_ascii().is_empty()
+    {
         return None;
     }
     if first.starts_with(b"SIP/") {
@@ -277,7 +322,11 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
     }
     let mut out = Headers::default();
     let mut keep_last = false;
-    for line in data.get(first_end + 1..).unwrap_or(&[]).split(|&b| b == b'\n') {
+    for line in data
+        .get(first_end + 1..)
+        .unwrap_or(&[])
+        .split(|&b| b == b'\n')
+    {
         let line = strip_cr(line);
         match line.first() {
             None => break,
@@ -290,10 +339,19 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
             }
             Some(_) => {
                 keep_last = false;
-                let Some(colon) = memchr(b':', line) else { continue };
-                let Ok(name) = std::str::from_utf8(trim_lws(&line[..colon])) else { continue };
-                if let Some(canon @ ("Via" | "From" | "To" | "Call-ID" | "CSeq")) = canonical_name(name) {
-                    out.0.push(Header { name: canon.to_owned(), value: bytes_to_string(trim_lws(&line[colon + 1..])) });
+                let Some(colon) = memchr(b':', line) else {
+                    continue;
+                };
+                let Ok(name) = std::str::from_utf8(trim_lws(&line[..colon])) else {
+                    continue;
+                };
+                if let Some(canon @ ("Via" | "From" | "To" | "Call-ID" | "CSeq")) =
+                    canonical_name(name)
+                {
+                    out.0.push(Header {
+                        name: canon.to_owned(),
+                        value: bytes_to_string(trim_lws(&line[colon + 1..])),
+                    });
                     keep_last = true;
                 }
             }
@@ -302,102 +360,38 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
     out.get("Via").is_some().then_some(out)
 }
 
-/// The standard reason phrase for `code` (RFC 3261 §21 and later RFCs); a class name for unknown
-/// codes. See the module doc for why this is not taken from rsip.
-pub fn reason_phrase(code: u16) -> &'static str {
-    match code {
-        100 => "Trying",
-        180 => "Ringing",
-        181 => "Call Is Being Forwarded",
-        182 => "Queued",
-        183 => "Session Progress",
-        199 => "Early Dialog Terminated",
-        200 => "OK",
-        202 => "Accepted",
-        204 => "No Notification",
-        300 => "Multiple Choices",
-        301 => "Moved Permanently",
-        302 => "Moved Temporarily",
-        305 => "Use Proxy",
-        380 => "Alternative Service",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        402 => "Payment Required",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        407 => "Proxy Authentication Required",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        411 => "Length Required",
-        412 => "Conditional Request Failed",
-        413 => "Request Entity Too Large",
-        414 => "Request-URI Too Long",
-        415 => "Unsupported Media Type",
-        416 => "Unsupported URI Scheme",
-        417 => "Unknown Resource-Priority",
-        420 => "Bad Extension",
-        421 => "Extension Required",
-        422 => "Session Interval Too Small",
-        423 => "Interval Too Brief",
-        424 => "Bad Location Information",
-        425 => "Bad Alert Message",
-        428 => "Use Identity Header",
-        429 => "Provide Referrer Identity",
-        430 => "Flow Failed",
-        433 => "Anonymity Disallowed",
-        436 => "Bad Identity-Info",
-        437 => "Unsupported Certificate",
-        438 => "Invalid Identity Header",
-        439 => "First Hop Lacks Outbound Support",
-        440 => "Max-Breadth Exceeded",
-        469 => "Bad Info Package",
-        470 => "Consent Needed",
-        480 => "Temporarily Unavailable",
-        481 => "Call/Transaction Does Not Exist",
-        482 => "Loop Detected",
-        483 => "Too Many Hops",
-        484 => "Address Incomplete",
-        485 => "Ambiguous",
-        486 => "Busy Here",
-        487 => "Request Terminated",
-        488 => "Not Acceptable Here",
-        489 => "Bad Event",
-        491 => "Request Pending",
-        493 => "Undecipherable",
-        494 => "Security Agreement Required",
-        500 => "Server Internal Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Server Time-out",
-        505 => "Version Not Supported",
-        513 => "Message Too Large",
-        555 => "Push Notification Service Not Supported",
-        580 => "Precondition Failure",
-        600 => "Busy Everywhere",
-        603 => "Decline",
-        604 => "Does Not Exist Anywhere",
-        606 => "Not Acceptable",
-        607 => "Unwanted",
-        608 => "Rejected",
-        100..=199 => "Provisional",
-        200..=299 => "Success",
-        300..=399 => "Redirection",
-        400..=499 => "Request Failure",
-        500..=599 => "Server Failure",
-        600..=699 => "Global Failure",
-        _ => "Unknown",
-    }
-}
-
 // ---- shared lexical helpers (used by uri, headers and validate) ----
 
+/// RFC 3261 `token` characters, as a table.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+        i += 1;
+    }
+    t
+};
+
 /// RFC 3261 `token` characters.
-pub(crate) const fn is_token_byte(b: u8) -> bool {
-    matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+#[inline]
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    TOKEN[usize::from(b)]
+}
+
+/// Trims SP and HT at both ends.
+pub(crate) fn trim_ws(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(start, |e| e + 1);
+    &s[start..end]
 }
 
 pub(crate) fn is_token(s: &str) -> bool {
@@ -405,8 +399,14 @@ pub(crate) fn is_token(s: &str) -> bool {
 }
 
 fn trim_lws(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|&c| c != b' ' && c != b'\t').unwrap_or(b.len());
-    let end = b.iter().rposition(|&c| c != b' ' && c != b'\t').map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -463,17 +463,25 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, FrameError> {
         if code_txt.len() != 3 || !code_txt.iter().all(u8::is_ascii_digit) {
             return Err(FrameError::BadStartLine);
         }
-        let code = code_txt.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+        let code = code_txt
+            .iter()
+            .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
         if !(100..=699).contains(&code) {
             return Err(FrameError::BadStartLine);
         }
         let reason = bytes_to_string(trim_lws(after.get(code_end + 1..).unwrap_or(&[])));
-        return Ok(StartLine::Response { version: version.to_owned(), code, reason });
+        return Ok(StartLine::Response {
+            version: version.to_owned(),
+            code,
+            reason,
+        });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version. Extra SP between the elements and at
     // the end are tolerated (RFC 4475 lwsstart, trws: liberal); SP inside the URI is not (the
     // URI check in validate rejects lwsruri with 400).
-    let line = std::str::from_utf8(line).map_err(|_| FrameError::NotText)?.trim_end_matches([' ', '\t']);
+    let line = std::str::from_utf8(line)
+        .map_err(|_| FrameError::NotText)?
+        .trim_end_matches([' ', '\t']);
     let (method, rest) = line.split_once(' ').ok_or(FrameError::BadStartLine)?;
     let method = Method::parse(method).ok_or(FrameError::BadStartLine)?;
     let (uri, version) = rest.rsplit_once(' ').ok_or(FrameError::BadStartLine)?;
@@ -481,13 +489,21 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, FrameError> {
     if uri.is_empty() || !is_version(version) || uri.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err(FrameError::BadStartLine);
     }
-    Ok(StartLine::Request { method, uri: uri.to_owned(), version: version.to_owned() })
+    Ok(StartLine::Request {
+        method,
+        uri: uri.to_owned(),
+        version: version.to_owned(),
+    })
 }
 
 /// `SIP/1*DIGIT.1*DIGIT`, "SIP" in any case.
 fn is_version(v: &str) -> bool {
-    let Some((proto, num)) = v.split_once('/') else { return false };
-    let Some((major, minor)) = num.split_once('.') else { return false };
+    let Some((proto, num)) = v.split_once('/') else {
+        return false;
+    };
+    let Some((major, minor)) = num.split_once('.') else {
+        return false;
+    };
     proto.eq_ignore_ascii_case("SIP")
         && !major.is_empty()
         && !minor.is_empty()
@@ -495,30 +511,58 @@ fn is_version(v: &str) -> bool {
         && minor.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn parse_header_lines(mut rest: &[u8]) -> Result<Vec<Header>, FrameError> {
+/// The header lines (after the start line). Every index used for slicing is the position of an
+/// ASCII byte, so slicing the `&str` never splits a character.
+fn parse_header_lines(text: &str) -> Result<Vec<Header>, FrameError> {
+    let bytes = text.as_bytes();
+    // A CR is only allowed as part of a line end.
+    if memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n')) {
+        return Err(FrameError::BadHeaderLine);
+    }
     let mut headers: Vec<Header> = Vec::with_capacity(16);
-    while !rest.is_empty() {
-        let end = memchr(b'\n', rest).unwrap_or(rest.len());
-        let line = strip_cr(&rest[..end]);
-        rest = rest.get(end + 1..).unwrap_or(&[]);
-        if memchr(b'\r', line).is_some() {
-            return Err(FrameError::BadHeaderLine);
-        }
-        match line.first() {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let end = memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
+        let line_end = if end > pos && bytes[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        let line = &text[pos..line_end];
+        let lb = line.as_bytes();
+        pos = end + 1;
+        match lb.first() {
             None => return Err(FrameError::BadHeaderLine),
             Some(b' ' | b'\t') => {
                 let last = headers.last_mut().ok_or(FrameError::BadHeaderLine)?;
-                append_folded(&mut last.value, line);
+                let more = trim_ws(line);
+                if !more.is_empty() {
+                    if !last.value.is_empty() {
+                        last.value.push(' ');
+                    }
+                    last.value.push_str(more);
+                }
             }
             Some(_) => {
-                let colon = memchr(b':', line).ok_or(FrameError::BadHeaderLine)?;
-                let name = trim_lws(&line[..colon]);
-                if name.is_empty() || !name.iter().all(|&b| is_token_byte(b)) {
+                // field-name *(SP / HT) ":"
+                let name_end = lb
+                    .iter()
+                    .position(|&b| !is_token_byte(b))
+                    .unwrap_or(lb.len());
+                let colon = name_end
+                    + lb[name_end..]
+                        .iter()
+                        .position(|&b| b != b' ' && b != b'\t')
+                        .unwrap_or(lb.len() - name_end);
+                if name_end == 0 || lb.get(colon) != Some(&b':') {
                     return Err(FrameError::BadHeaderLine);
                 }
-                let name = std::str::from_utf8(name).map_err(|_| FrameError::BadHeaderLine)?;
+                let name = &line[..name_end];
                 let name = canonical_name(name).map_or_else(|| name.to_owned(), str::to_owned);
-                headers.push(Header { name, value: bytes_to_string(trim_lws(&line[colon + 1..])) });
+                headers.push(Header {
+                    name,
+                    value: trim_ws(&line[colon + 1..]).to_owned(),
+                });
             }
         }
     }
@@ -534,62 +578,18 @@ fn content_length(headers: &[Header]) -> Result<Option<usize>, FrameError> {
         if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
             return Err(FrameError::BadContentLength);
         }
-        let n = v.iter().try_fold(0usize, |n, d| n.checked_mul(10)?.checked_add(usize::from(d - b'0'))).unwrap_or(usize::MAX);
+        let n = v
+            .iter()
+            .try_fold(0usize, |n, d| {
+                n.checked_mul(10)?.checked_add(usize::from(d - b'0'))
+            })
+            .unwrap_or(usize::MAX);
         if found.is_some_and(|f| f != n) {
             return Err(FrameError::BadContentLength);
         }
         found = Some(n);
     }
     Ok(found)
-}
-
-/// Known header names in their canonical spelling.
-const KNOWN_NAMES: &[&str] = &[
-    "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Content-Length", "Content-Type", "Expires",
-    "Min-Expires", "Max-Forwards", "Authorization", "Proxy-Authorization", "WWW-Authenticate",
-    "Proxy-Authenticate", "Authentication-Info", "Require", "Proxy-Require", "Supported",
-    "Unsupported", "User-Agent", "Server", "Path", "Service-Route", "Event", "Allow-Events", "Accept",
-    "Accept-Encoding", "Accept-Language", "Accept-Contact", "Reject-Contact", "Request-Disposition",
-    "Allow", "Subscription-State", "Date", "Subject", "Content-Encoding", "Content-Language",
-    "Content-Disposition", "Refer-To", "Referred-By", "Session-Expires", "Min-SE", "Route",
-    "Record-Route", "Identity", "Identity-Info", "Warning", "Retry-After", "Timestamp",
-    "Organization", "Priority", "Reply-To", "In-Reply-To", "Alert-Info", "Call-Info", "Error-Info",
-    "MIME-Version", "Flow-Timer", "RSeq", "RAck", "Reason", "P-Asserted-Identity",
-    "P-Preferred-Identity", "Privacy", "Recv-Info", "Info-Package",
-];
-
-fn compact_name(c: u8) -> Option<&'static str> {
-    Some(match c.to_ascii_lowercase() {
-        b'a' => "Accept-Contact",
-        b'b' => "Referred-By",
-        b'c' => "Content-Type",
-        b'd' => "Request-Disposition",
-        b'e' => "Content-Encoding",
-        b'f' => "From",
-        b'i' => "Call-ID",
-        b'j' => "Reject-Contact",
-        b'k' => "Supported",
-        b'l' => "Content-Length",
-        b'm' => "Contact",
-        b'n' => "Identity-Info",
-        b'o' => "Event",
-        b'r' => "Refer-To",
-        b's' => "Subject",
-        b't' => "To",
-        b'u' => "Allow-Events",
-        b'v' => "Via",
-        b'x' => "Session-Expires",
-        b'y' => "Identity",
-        _ => return None,
-    })
-}
-
-/// The canonical spelling of a known header name (long or compact form, any case).
-pub(crate) fn canonical_name(name: &str) -> Option<&'static str> {
-    if name.len() == 1 {
-        return compact_name(name.as_bytes()[0]);
-    }
-    KNOWN_NAMES.iter().find(|k| k.len() == name.len() && k.eq_ignore_ascii_case(name)).copied()
 }
 
 /// Stored names are canonical, so a query only needs its compact form expanded.

@@ -137,13 +137,12 @@ fn build_notify(n: &NotifyRequest, branch: &str, call_id: &str, tag: &str, cseq:
         "NOTIFY {target} SIP/2.0\r\n\
          Via: SIP/2.0/{tr} {host}:{port};branch={branch};rport\r\n\
          Max-Forwards: 70\r\n\
-         From: <{aor}>;tag={tag}\r\n\
+         From: <sip:deskline@{host}:{port}>;tag={tag}\r\n\
          To: <{aor}>\r\n\
          Call-ID: {call_id}\r\n\
          CSeq: {cseq} NOTIFY\r\n\
          Contact: <sip:deskline@{host}:{port}>\r\n\
-         Event: {event}\r\n\
-         Subscription-State: terminated;reason=timeout\r\n",
+         Event: {event}\r\n",
         target = n.target,
         tr = n.flow.transport.via_name(),
         host = via_host,

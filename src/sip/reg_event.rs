@@ -52,11 +52,14 @@ pub struct RegEvents {
     registrar: Arc<Registrar>,
     notifier: Arc<Notifier>,
     subs: DashMap<String, Arc<Mutex<Subscription>>>,
+    /// Started at the first subscription: until someone subscribes, the registrar does not even
+    /// build the events this follows (the bus has no listener).
+    watcher: Mutex<Option<(EventBus, tokio_util::sync::CancellationToken)>>,
 }
 
 impl RegEvents {
     pub fn new(registrar: Arc<Registrar>, notifier: Arc<Notifier>) -> Arc<RegEvents> {
-        Arc::new(RegEvents { registrar, notifier, subs: DashMap::new() })
+        Arc::new(RegEvents { registrar, notifier, subs: DashMap::new(), watcher: Mutex::new(None) })
     }
 
     /// Handles a SUBSCRIBE (new or refresh).
@@ -86,6 +89,7 @@ impl RegEvents {
             return;
         }
         let expires = asked.min(MAX_EXPIRES);
+        self.ensure_watching();
         let id = req.call_id.clone();
         let sub = self.upsert(&req, &inbound, &extension, expires);
         let contact = format!("<sip:deskline@{}>", host_port(&inbound.flow));
@@ -158,6 +162,12 @@ impl RegEvents {
     /// Follows the event bus and sends partial state to the subscribers of each changed AOR;
     /// ends expired subscriptions.
     pub fn spawn_watcher(self: &Arc<Self>, events: &EventBus, shutdown: tokio_util::sync::CancellationToken) {
+        *self.watcher.lock() = Some((events.clone(), shutdown));
+    }
+
+    /// Starts following the bus, once.
+    fn ensure_watching(self: &Arc<Self>) {
+        let Some((events, shutdown)) = self.watcher.lock().take() else { return };
         let mut rx = events.subscribe();
         let this = self.clone();
         tokio::spawn(async move {

@@ -9,6 +9,8 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use memchr::memchr;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid URI: {0}")]
 pub struct UriError(pub &'static str);
@@ -26,28 +28,51 @@ impl Host {
     /// `[2001:db8:::192.0.2.1]` (RFC 3261's ABNF bug) is tolerated as `2001:db8::192.0.2.1`.
     pub fn parse(s: &str) -> Result<Host, UriError> {
         if let Some(inner) = s.strip_prefix('[') {
-            let inner = inner.strip_suffix(']').ok_or(UriError("unclosed IPv6 reference"))?;
-            return parse_v6(inner).map(Host::V6).ok_or(UriError("bad IPv6 address"));
+            let inner = inner
+                .strip_suffix(']')
+                .ok_or(UriError("unclosed IPv6 reference"))?;
+            return parse_v6(inner)
+                .map(Host::V6)
+                .ok_or(UriError("bad IPv6 address"));
         }
         if s.is_empty() {
             return Err(UriError("empty host"));
         }
-        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            return s.parse().map(Host::V4).map_err(|_| UriError("bad IPv4 address"));
+        let (mut numeric, mut upper, mut colon, mut bad) = (true, false, false, false);
+        for &b in s.as_bytes() {
+            match b {
+                b'0'..=b'9' | b'.' => {}
+                b'a'..=b'z' | b'-' | b'_' => numeric = false,
+                b'A'..=b'Z' => (numeric, upper) = (false, true),
+                b':' => colon = true,
+                _ => bad = true,
+            }
         }
-        if s.contains(':') {
+        if colon {
             return Err(UriError("IPv6 address without []"));
         }
-        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
+        if bad {
             return Err(UriError("bad host name"));
         }
-        Ok(Host::Name(s.to_ascii_lowercase()))
+        if numeric {
+            return s
+                .parse()
+                .map(Host::V4)
+                .map_err(|_| UriError("bad IPv4 address"));
+        }
+        Ok(Host::Name(if upper {
+            s.to_ascii_lowercase()
+        } else {
+            s.to_owned()
+        }))
     }
 
     /// The host of a Via `received` value or similar: IPv6 with or without brackets.
     pub fn parse_lenient(s: &str) -> Result<Host, UriError> {
         if !s.starts_with('[') && s.contains(':') {
-            return parse_v6(s).map(Host::V6).ok_or(UriError("bad IPv6 address"));
+            return parse_v6(s)
+                .map(Host::V6)
+                .ok_or(UriError("bad IPv6 address"));
         }
         Host::parse(s)
     }
@@ -79,21 +104,31 @@ impl fmt::Display for Host {
 /// Splits `host[:port]` (host may be `[IPv6]`).
 pub(crate) fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), UriError> {
     let (host, port) = if s.starts_with('[') {
-        let close = s.find(']').ok_or(UriError("unclosed IPv6 reference"))?;
+        let close = memchr(b']', s.as_bytes()).ok_or(UriError("unclosed IPv6 reference"))?;
         match &s[close + 1..] {
             "" => (&s[..=close], None),
-            rest => (&s[..=close], Some(rest.strip_prefix(':').ok_or(UriError("junk after IPv6 reference"))?)),
+            rest => (
+                &s[..=close],
+                Some(
+                    rest.strip_prefix(':')
+                        .ok_or(UriError("junk after IPv6 reference"))?,
+                ),
+            ),
         }
     } else {
-        match s.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
+        match memchr(b':', s.as_bytes()) {
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         }
     };
     let port = match port {
         None => None,
         Some(p) => Some(parse_port(p).ok_or_else(|| {
-            if host.starts_with('[') { UriError("bad port") } else { UriError("bad port or IPv6 address without []") }
+            if host.starts_with('[') {
+                UriError("bad port")
+            } else {
+                UriError("bad port or IPv6 address without []")
+            }
         })?),
     };
     Ok((Host::parse(host)?, port))
@@ -125,22 +160,28 @@ impl SipUri {
     /// Parses a `sip:` or `sips:` URI (scheme in any case).
     pub fn parse(s: &str) -> Result<SipUri, UriError> {
         check_chars(s)?;
-        let colon = s.find(':').ok_or(UriError("no scheme"))?;
-        let secure = match &s[..colon] {
-            sc if sc.eq_ignore_ascii_case("sip") => false,
-            sc if sc.eq_ignore_ascii_case("sips") => true,
-            _ => return Err(UriError("not a sip or sips URI")),
+        let b = s.as_bytes();
+        let (secure, rest) = if b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"sip:") {
+            (false, &s[4..])
+        } else if b.len() >= 5 && b[..5].eq_ignore_ascii_case(b"sips:") {
+            (true, &s[5..])
+        } else {
+            return Err(UriError("not a sip or sips URI"));
         };
-        let rest = &s[colon + 1..];
-        let (userinfo, hostpart) = match rest.find('@') {
+        Self::parse_rest(secure, rest)
+    }
+
+    /// After `sip:`/`sips:`, characters already checked.
+    fn parse_rest(secure: bool, rest: &str) -> Result<SipUri, UriError> {
+        let (userinfo, hostpart) = match memchr(b'@', rest.as_bytes()) {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
         let (user, password) = match userinfo {
             None => (None, None),
             Some(ui) => {
-                let (u, p) = match ui.split_once(':') {
-                    Some((u, p)) => (u, Some(p)),
+                let (u, p) = match memchr(b':', ui.as_bytes()) {
+                    Some(i) => (&ui[..i], Some(&ui[i + 1..])),
                     None => (ui, None),
                 };
                 if u.is_empty() {
@@ -149,12 +190,12 @@ impl SipUri {
                 (Some(unescape(u)?), p.map(unescape).transpose()?)
             }
         };
-        let hp_end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
+        let hp_end = memchr::memchr2(b';', b'?', hostpart.as_bytes()).unwrap_or(hostpart.len());
         let (host, port) = parse_host_port(&hostpart[..hp_end])?;
         let mut tail = &hostpart[hp_end..];
         let mut params = Vec::new();
         if let Some(p) = tail.strip_prefix(';') {
-            let end = p.find('?').unwrap_or(p.len());
+            let end = memchr(b'?', p.as_bytes()).unwrap_or(p.len());
             for item in p[..end].split(';') {
                 let (name, value) = match item.split_once('=') {
                     Some((n, v)) => (n, Some(v)),
@@ -170,12 +211,23 @@ impl SipUri {
             tail = &p[end..];
         }
         let headers = tail.strip_prefix('?').map(str::to_owned);
-        Ok(SipUri { secure, user, password, host, port, params, headers })
+        Ok(SipUri {
+            secure,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        })
     }
 
     /// `Some(None)` for a parameter without value, `None` when absent. Name case-insensitive.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref())
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_deref())
     }
 
     /// The `transport` parameter's value, as sent.
@@ -200,7 +252,10 @@ fn check_chars(s: &str) -> Result<(), UriError> {
     if s.starts_with('<') {
         return Err(UriError("URI in angle brackets"));
     }
-    match s.bytes().find(|&b| b <= b' ' || b == 0x7f || matches!(b, b'<' | b'>' | b'"')) {
+    match s
+        .bytes()
+        .find(|&b| b <= b' ' || b >= 0x7f || matches!(b, b'<' | b'>' | b'"'))
+    {
         Some(b' ' | b'\t') => Err(UriError("embedded whitespace")),
         Some(_) => Err(UriError("forbidden character")),
         None => Ok(()),
@@ -238,7 +293,8 @@ fn unescape(s: &str) -> Result<String, UriError> {
             i += 1;
         }
     }
-    Ok(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// Writes `s` escaping every byte outside `unreserved` and `extra`.
@@ -287,7 +343,10 @@ impl fmt::Display for SipUri {
 pub enum Uri {
     Sip(SipUri),
     /// Any other scheme, kept opaque: `scheme` as sent, `rest` after the first `:`.
-    Other { scheme: String, rest: String },
+    Other {
+        scheme: String,
+        rest: String,
+    },
 }
 
 impl Uri {
@@ -295,23 +354,28 @@ impl Uri {
     /// is an error (RFC 5118 §4.2).
     pub fn parse(s: &str) -> Result<Uri, UriError> {
         check_chars(s)?;
-        let colon = s.find(':').ok_or(UriError("no scheme"))?;
+        let colon = memchr(b':', s.as_bytes()).ok_or(UriError("no scheme"))?;
         let scheme = &s[..colon];
         let b = scheme.as_bytes();
         if b.is_empty()
             || !b[0].is_ascii_alphabetic()
-            || !b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+            || !b
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
         {
             return Err(UriError("bad scheme"));
         }
         if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-            return SipUri::parse(s).map(Uri::Sip);
+            return SipUri::parse_rest(colon == 4, &s[colon + 1..]).map(Uri::Sip);
         }
         let rest = &s[colon + 1..];
         if rest.is_empty() {
             return Err(UriError("empty URI after the scheme"));
         }
-        Ok(Uri::Other { scheme: scheme.to_owned(), rest: rest.to_owned() })
+        Ok(Uri::Other {
+            scheme: scheme.to_owned(),
+            rest: rest.to_owned(),
+        })
     }
 
     pub fn as_sip(&self) -> Option<&SipUri> {
@@ -349,7 +413,10 @@ mod tests {
         assert_eq!(u.param("LR"), Some(None));
         assert_eq!(u.param("maddr"), None);
         assert_eq!(u.host_port(), "pbx.example.com:5061");
-        assert_eq!(u.to_string(), "sip:1001@pbx.example.com:5061;transport=tls;lr");
+        assert_eq!(
+            u.to_string(),
+            "sip:1001@pbx.example.com:5061;transport=tls;lr"
+        );
         let u = sip("SIPS:j.user@192.0.2.1");
         assert!(u.secure);
         assert_eq!(u.user.as_deref(), Some("j.user"));
@@ -357,7 +424,10 @@ mod tests {
         let u = sip("sip:alice:secret@example.com?subject=hi&priority=urgent");
         assert_eq!(u.password.as_deref(), Some("secret"));
         assert_eq!(u.headers.as_deref(), Some("subject=hi&priority=urgent"));
-        assert_eq!(u.to_string(), "sip:alice:secret@example.com?subject=hi&priority=urgent");
+        assert_eq!(
+            u.to_string(),
+            "sip:alice:secret@example.com?subject=hi&priority=urgent"
+        );
     }
 
     #[test]
@@ -380,8 +450,14 @@ mod tests {
         assert_eq!(b.to_string(), "sip:%00%00@host5.example.com");
         // intmeth: `?`, `;`, `/`, `,` and a password in the userinfo.
         let u = sip("sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com");
-        assert_eq!(u.user.as_deref(), Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
-        assert_eq!(u.password.as_deref(), Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"));
+        assert_eq!(
+            u.user.as_deref(),
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(
+            u.password.as_deref(),
+            Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+        );
         assert!(SipUri::parse("sip:a%zz@b").is_err());
     }
 
@@ -398,25 +474,49 @@ mod tests {
         assert_eq!(u.host, Host::V6("2001:db8::10:5070".parse().unwrap()));
         assert_eq!(u.port, None);
         // §4.10, both forms.
-        assert_eq!(sip("sip:user@[2001:db8:::192.0.2.1]").host, Host::V6("2001:db8::192.0.2.1".parse().unwrap()));
-        assert_eq!(sip("sip:user@[2001:db8::192.0.2.1]").host, Host::V6("2001:db8::192.0.2.1".parse().unwrap()));
-        assert_eq!(sip("sip:ted@[::ffff:192.0.2.2]").host, Host::V6("::ffff:192.0.2.2".parse().unwrap()));
+        assert_eq!(
+            sip("sip:user@[2001:db8:::192.0.2.1]").host,
+            Host::V6("2001:db8::192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            sip("sip:user@[2001:db8::192.0.2.1]").host,
+            Host::V6("2001:db8::192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            sip("sip:ted@[::ffff:192.0.2.2]").host,
+            Host::V6("::ffff:192.0.2.2".parse().unwrap())
+        );
         // §4.2: no brackets.
         assert!(SipUri::parse("sip:2001:db8::10").is_err());
         assert!(SipUri::parse("sip:[2001:db8::10").is_err());
         assert!(SipUri::parse("sip:[2001:db8::10]x").is_err());
-        assert_eq!(Host::parse_lenient("2001:db8::9:255").unwrap(), Host::V6("2001:db8::9:255".parse().unwrap()));
-        assert_eq!(Host::parse_lenient("[2001:db8::9:255]").unwrap(), Host::V6("2001:db8::9:255".parse().unwrap()));
+        assert_eq!(
+            Host::parse_lenient("2001:db8::9:255").unwrap(),
+            Host::V6("2001:db8::9:255".parse().unwrap())
+        );
+        assert_eq!(
+            Host::parse_lenient("[2001:db8::9:255]").unwrap(),
+            Host::V6("2001:db8::9:255".parse().unwrap())
+        );
     }
 
     #[test]
     fn other_schemes_and_errors() {
         assert_eq!(
             Uri::parse("nobodyKnowsThisScheme:totallyopaquecontent").unwrap(),
-            Uri::Other { scheme: "nobodyKnowsThisScheme".into(), rest: "totallyopaquecontent".into() }
+            Uri::Other {
+                scheme: "nobodyKnowsThisScheme".into(),
+                rest: "totallyopaquecontent".into()
+            }
         );
-        assert!(matches!(Uri::parse("soap.beep://192.0.2.103:3002").unwrap(), Uri::Other { .. }));
-        assert!(matches!(Uri::parse("tel:+15551234").unwrap(), Uri::Other { .. }));
+        assert!(matches!(
+            Uri::parse("soap.beep://192.0.2.103:3002").unwrap(),
+            Uri::Other { .. }
+        ));
+        assert!(matches!(
+            Uri::parse("tel:+15551234").unwrap(),
+            Uri::Other { .. }
+        ));
         assert!(matches!(Uri::parse("SIP:a@b").unwrap(), Uri::Sip(_)));
         for bad in [
             "<sip:user@example.com>",

@@ -54,7 +54,11 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(code: u16, reason: impl Into<String>) -> Rejection {
-        Rejection { code, reason: reason.into(), unsupported: None }
+        Rejection {
+            code,
+            reason: reason.into(),
+            unsupported: None,
+        }
     }
 
     fn bad(reason: impl Into<String>) -> Rejection {
@@ -71,56 +75,92 @@ impl Request {
     /// `supported` (else 420 with the unsupported tags; not for ACK and CANCEL). Content-Length
     /// was checked by the framer. Whether the method is served (405/501) is the dispatcher's call.
     pub fn from_raw(raw: RawMessage, supported: &[&str]) -> Result<Request, Rejection> {
-        let StartLine::Request { method, uri: uri_text, version } = raw.start else {
+        let StartLine::Request {
+            method,
+            uri: uri_text,
+            version,
+        } = raw.start
+        else {
             return Err(Rejection::bad("Not a Request"));
         };
         if !version.eq_ignore_ascii_case("SIP/2.0") {
             return Err(Rejection::new(505, "Version Not Supported"));
         }
         let headers = raw.headers;
-        if headers.count("Via") == 0 {
+        // One pass over the rows: where each header is, how often it occurs, and the Via values
+        // (a Via error is reported after the presence checks, as documented).
+        let mut seen = [(0usize, ""); SLOTS];
+        let mut via = Vec::with_capacity(2);
+        let mut via_ok = true;
+        for h in headers.iter() {
+            if let Some(s) = slot(&h.name) {
+                if seen[s].0 == 0 {
+                    seen[s].1 = h.value.as_str();
+                }
+                seen[s].0 += 1;
+                if s == VIA && via_ok {
+                    via_ok = Via::parse_list_into(&h.value, &mut via).is_ok();
+                }
+            }
+        }
+        if seen[VIA].0 == 0 {
             return Err(Rejection::bad("Missing Via"));
         }
-        for name in ["From", "To", "Call-ID", "CSeq"] {
-            match headers.count(name) {
+        for (s, name) in [
+            (FROM, "From"),
+            (TO, "To"),
+            (CALL_ID, "Call-ID"),
+            (CSEQ, "CSeq"),
+        ] {
+            match seen[s].0 {
                 0 => return Err(Rejection::bad(format!("Missing {name}"))),
                 1 => {}
                 _ => return Err(Rejection::bad(format!("Duplicate {name}"))),
             }
         }
-        if headers.count("Max-Forwards") > 1 {
-            return Err(Rejection::bad("Duplicate Max-Forwards"));
+        for (s, name) in [(MAX_FORWARDS, "Max-Forwards"), (EXPIRES, "Expires")] {
+            if seen[s].0 > 1 {
+                return Err(Rejection::bad(format!("Duplicate {name}")));
+            }
         }
         let invalid = |name: &str| Rejection::bad(format!("Invalid {name}"));
-        let mut via = Vec::with_capacity(2);
-        for row in headers.get_all("Via") {
-            via.extend(Via::parse_list(row).map_err(|_| invalid("Via"))?);
+        if !via_ok {
+            return Err(invalid("Via"));
         }
-        let from = NameAddr::parse(headers.get("From").unwrap_or_default()).map_err(|_| invalid("From"))?;
-        let to = NameAddr::parse(headers.get("To").unwrap_or_default()).map_err(|_| invalid("To"))?;
-        let call_id = headers.get("Call-ID").unwrap_or_default();
+        let from = NameAddr::parse(seen[FROM].1).map_err(|_| invalid("From"))?;
+        let to = NameAddr::parse(seen[TO].1).map_err(|_| invalid("To"))?;
+        let call_id = seen[CALL_ID].1;
         if call_id.is_empty() || call_id.bytes().any(|b| b == b' ' || b == b'\t') {
             return Err(invalid("Call-ID"));
         }
         let call_id = call_id.to_owned();
-        let cseq = CSeq::parse(headers.get("CSeq").unwrap_or_default()).map_err(|_| invalid("CSeq"))?;
-        let max_forwards = match headers.get("Max-Forwards") {
-            None => None,
-            Some(v) => match parse_u32_saturating(v) {
+        let cseq = CSeq::parse(seen[CSEQ].1).map_err(|_| invalid("CSeq"))?;
+        let max_forwards = match seen[MAX_FORWARDS] {
+            (0, _) => None,
+            (_, v) => match parse_u32_saturating(v) {
                 None => return Err(invalid("Max-Forwards")),
                 Some(n) => (n <= 255).then_some(n),
             },
         };
-        if headers.count("Expires") > 1 {
-            return Err(Rejection::bad("Duplicate Expires"));
-        }
-        let expires = match headers.get("Expires") {
-            None => None,
-            Some(v) => Some(parse_u32_saturating(v).ok_or_else(|| invalid("Expires"))?),
+        let expires = match seen[EXPIRES] {
+            (0, _) => None,
+            (_, v) => Some(parse_u32_saturating(v).ok_or_else(|| invalid("Expires"))?),
         };
-        let contact = match headers.count("Contact") {
+        let contact = match seen[CONTACT].0 {
             0 => None,
-            _ => Some(ContactSpec::parse_rows(headers.get_all("Contact")).map_err(|_| invalid("Contact"))?),
+            1 => Some(
+                ContactSpec::parse_rows(std::iter::once(seen[CONTACT].1))
+                    .map_err(|_| invalid("Contact"))?,
+            ),
+            _ => Some(
+                ContactSpec::parse_rows(
+                    headers
+                        .iter()
+                        .filter(|h| slot(&h.name) == Some(CONTACT))
+                        .map(|h| h.value.as_str()),
+                )
+                .map_err(|_| invalid("Contact"))?,
+            ),
         };
         if cseq.method != method {
             return Err(match method {
@@ -134,7 +174,7 @@ impl Request {
             Ok(Uri::Sip(u)) if u.headers.is_some() => return Err(invalid("Request-URI")),
             Ok(u) => u,
         };
-        if !matches!(method, Method::Ack | Method::Cancel) {
+        if seen[REQUIRE].0 > 0 && !matches!(method, Method::Ack | Method::Cancel) {
             let mut unsupported: Vec<&str> = Vec::new();
             for tag in headers.get_all("Require").flat_map(|r| r.split(',')) {
                 let tag = tag.trim_matches([' ', '\t']);
@@ -178,6 +218,43 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)
     }
+}
+
+const VIA: usize = 0;
+const FROM: usize = 1;
+const TO: usize = 2;
+const CALL_ID: usize = 3;
+const CSEQ: usize = 4;
+const MAX_FORWARDS: usize = 5;
+const EXPIRES: usize = 6;
+const CONTACT: usize = 7;
+const REQUIRE: usize = 8;
+const SLOTS: usize = 9;
+
+/// The headers from_raw reads. Rows from the parser carry canonical names; other spellings
+/// (any case, compact) are matched too.
+fn slot(name: &str) -> Option<usize> {
+    let is = |c: &str| name.eq_ignore_ascii_case(c);
+    Some(match name.len() {
+        1 => match name.as_bytes()[0].to_ascii_lowercase() {
+            b'v' => VIA,
+            b'f' => FROM,
+            b't' => TO,
+            b'i' => CALL_ID,
+            b'm' => CONTACT,
+            _ => return None,
+        },
+        2 if is("To") => TO,
+        3 if is("Via") => VIA,
+        4 if is("From") => FROM,
+        4 if is("CSeq") => CSEQ,
+        7 if is("Call-ID") => CALL_ID,
+        7 if is("Contact") => CONTACT,
+        7 if is("Expires") => EXPIRES,
+        7 if is("Require") => REQUIRE,
+        12 if is("Max-Forwards") => MAX_FORWARDS,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -96,14 +96,22 @@ impl Admin {
         self.get_text("/healthz").await.0
     }
 
-    /// `POST /api/v1/users` with a display name and a login password derived from the name.
+    /// `POST /api/v1/users` with a display name and no login password (hashing one costs time
+    /// in debug builds; use [`create_user_with_password`](Self::create_user_with_password) for login tests).
     pub async fn create_user(&self, username: &str, extension: &str) -> Value {
-        let body = json!({
+        self.create_user_with_password(username, extension, None).await
+    }
+
+    /// `POST /api/v1/users` with an optional login password.
+    pub async fn create_user_with_password(&self, username: &str, extension: &str, password: Option<&str>) -> Value {
+        let mut body = json!({
             "username": username,
             "display_name": format!("Test {username}"),
-            "password": format!("Login-{username}-Pw1!"),
             "extension": extension,
         });
+        if let Some(p) = password {
+            body["password"] = json!(p);
+        }
         Self::expect(&format!("create user {username}"), &[201], self.post("/api/v1/users", &body).await)
     }
 

@@ -78,7 +78,7 @@ impl Listeners {
             "SIP/TLS" => self.tls.push(addr),
             "HTTPS provisioning" => self.https.push(addr),
             "admin API" => self.admin = Some(addr),
-            other => panic!("unknown listener kind {other:?} in the server's line {line:?}"),
+            _ => return false, // a listener this harness does not know about
         }
         true
     }

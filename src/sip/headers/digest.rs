@@ -6,6 +6,7 @@
 //! (the response is computed over it), LWS is allowed around `=` and `,`, quoted strings may hold
 //! `\`-escapes, and unknown parameters are ignored.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use super::{HeaderError, Scanner};
@@ -109,20 +110,26 @@ impl DigestCredentials {
             }
             seen |= 1 << bit;
             match bit {
-                0 => c.username = value,
-                1 => c.realm = value,
-                2 => c.nonce = value,
-                3 => c.uri = value,
-                4 => c.response = value,
-                5 => c.algorithm = DigestAlgorithm::parse(&value).ok_or(HeaderError::new(E, "unknown algorithm"))?,
-                6 => c.cnonce = Some(value),
-                7 => c.qop = Some(value),
+                0 => c.username = value.into_owned(),
+                1 => c.realm = value.into_owned(),
+                2 => c.nonce = value.into_owned(),
+                3 => c.uri = value.into_owned(),
+                4 => c.response = value.into_owned(),
+                5 => {
+                    c.algorithm = DigestAlgorithm::parse(&value)
+                        .ok_or(HeaderError::new(E, "unknown algorithm"))?
+                }
+                6 => c.cnonce = Some(value.into_owned()),
+                7 => c.qop = Some(value.into_owned()),
                 8 => c.nc = Some(parse_nc(&value).ok_or(HeaderError::new(E, "bad nc"))?),
-                _ => c.opaque = Some(value),
+                _ => c.opaque = Some(value.into_owned()),
             }
         }
         if seen & 0b1_1111 != 0b1_1111 {
-            return Err(HeaderError::new(E, "missing username, realm, nonce, uri or response"));
+            return Err(HeaderError::new(
+                E,
+                "missing username, realm, nonce, uri or response",
+            ));
         }
         if c.qop.is_some() && (c.cnonce.is_none() || c.nc.is_none()) {
             return Err(HeaderError::new(E, "qop without cnonce or nc"));
@@ -169,15 +176,21 @@ impl DigestChallenge {
         let (mut realm, mut nonce) = (false, false);
         for (name, value) in params {
             match name.to_ascii_lowercase().as_str() {
-                "realm" => (ch.realm, realm) = (value, true),
-                "nonce" => (ch.nonce, nonce) = (value, true),
+                "realm" => (ch.realm, realm) = (value.into_owned(), true),
+                "nonce" => (ch.nonce, nonce) = (value.into_owned(), true),
                 "algorithm" => {
-                    ch.algorithm = DigestAlgorithm::parse(&value).ok_or(HeaderError::new(E, "unknown algorithm"))?
+                    ch.algorithm = DigestAlgorithm::parse(&value)
+                        .ok_or(HeaderError::new(E, "unknown algorithm"))?
                 }
                 "qop" => {
-                    ch.qop = value.split(',').map(|q| q.trim_matches([' ', '\t'])).filter(|q| !q.is_empty()).map(str::to_owned).collect()
+                    ch.qop = value
+                        .split(',')
+                        .map(|q| q.trim_matches([' ', '\t']))
+                        .filter(|q| !q.is_empty())
+                        .map(str::to_owned)
+                        .collect()
                 }
-                "opaque" => ch.opaque = Some(value),
+                "opaque" => ch.opaque = Some(value.into_owned()),
                 "stale" => ch.stale = value.eq_ignore_ascii_case("true"),
                 _ => {}
             }
@@ -193,7 +206,13 @@ impl DigestChallenge {
 /// algorithm=SHA-256, qop="auth", opaque="..", stale=true` (qop and opaque only when set).
 impl fmt::Display for DigestChallenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Digest realm=\"{}\", nonce=\"{}\", algorithm={}", escape(&self.realm), escape(&self.nonce), self.algorithm)?;
+        write!(
+            f,
+            "Digest realm=\"{}\", nonce=\"{}\", algorithm={}",
+            escape(&self.realm),
+            escape(&self.nonce),
+            self.algorithm
+        )?;
         if !self.qop.is_empty() {
             write!(f, ", qop=\"{}\"", escape(&self.qop.join(",")))?;
         }
@@ -218,7 +237,11 @@ fn escape(s: &str) -> std::borrow::Cow<'_, str> {
 /// `scheme LWS auth-param *(COMMA auth-param)`; the scheme must be Digest. With `multi`
 /// (challenges), stops at the start of a following challenge (`, Scheme param=...`). Values
 /// unquoted.
-fn auth_params<'a>(sc: &mut Scanner<'a>, header: &'static str, multi: bool) -> Result<Vec<(&'a str, String)>, HeaderError> {
+fn auth_params<'a>(
+    sc: &mut Scanner<'a>,
+    header: &'static str,
+    multi: bool,
+) -> Result<Vec<(&'a str, Cow<'a, str>)>, HeaderError> {
     sc.skip_ws();
     if !sc.token().eq_ignore_ascii_case("Digest") {
         return Err(HeaderError::new(header, "scheme is not Digest"));
@@ -250,13 +273,14 @@ fn auth_params<'a>(sc: &mut Scanner<'a>, header: &'static str, multi: bool) -> R
         }
         sc.skip_ws();
         let value = if sc.peek() == Some(b'"') {
-            sc.quoted().ok_or(HeaderError::new(header, "unterminated quoted string"))?
+            sc.quoted_cow()
+                .ok_or(HeaderError::new(header, "unterminated quoted string"))?
         } else {
             let v = sc.take_while(|b| !matches!(b, b' ' | b'\t' | b',' | b'"'));
             if v.is_empty() {
                 return Err(HeaderError::new(header, "empty auth-param value"));
             }
-            v.to_owned()
+            Cow::Borrowed(v)
         };
         out.push((name, value));
         sc.skip_ws();
@@ -290,19 +314,40 @@ mod tests {
         assert_eq!(c.nc, Some(1));
         assert_eq!(c.opaque, None);
         let v = |from: &str, to: &str| DigestCredentials::parse(&PLAIN.replace(from, to)).unwrap();
-        assert_eq!(v("algorithm=MD5", "algorithm=SHA-256").algorithm, DigestAlgorithm::Sha256);
-        assert_eq!(v("algorithm=MD5", "algorithm=\"sha-512-256-SESS\"").algorithm, DigestAlgorithm::Sha512_256Sess);
+        assert_eq!(
+            v("algorithm=MD5", "algorithm=SHA-256").algorithm,
+            DigestAlgorithm::Sha256
+        );
+        assert_eq!(
+            v("algorithm=MD5", "algorithm=\"sha-512-256-SESS\"").algorithm,
+            DigestAlgorithm::Sha512_256Sess
+        );
         assert_eq!(v("algorithm=MD5, ", "").algorithm, DigestAlgorithm::Md5);
         assert_eq!(v("nc=00000001", "nc=0000000a").nc, Some(10));
         assert_eq!(v("nc=00000001", "nc=00000100").nc, Some(256));
         assert_eq!(v("nc=00000001", "nc=FFFFFFFF").nc, Some(u32::MAX));
         assert_eq!(v("qop=auth", "qop=\"auth\"").qop.as_deref(), Some("auth"));
-        assert_eq!(v("uri=\"sip:pbx.example.com\"", "uri=\"sip:pbx.example.com:5061;transport=tls\"").uri, "sip:pbx.example.com:5061;transport=tls");
+        assert_eq!(
+            v(
+                "uri=\"sip:pbx.example.com\"",
+                "uri=\"sip:pbx.example.com:5061;transport=tls\""
+            )
+            .uri,
+            "sip:pbx.example.com:5061;transport=tls"
+        );
         assert_eq!(v("Digest username", "digest   username").username, "1001");
         assert_eq!(v(", ", " ,\t").realm, "pbx.example.com");
         assert_eq!(v("=", " = ").nc, Some(1));
-        assert_eq!(v("username=\"1001\"", "username=\"a\\\"b\\\\c\"").username, "a\"b\\c");
-        assert_eq!(v("qop=auth", "qop=auth, opaque=\"xyz\", userhash=false, ,").opaque.as_deref(), Some("xyz"));
+        assert_eq!(
+            v("username=\"1001\"", "username=\"a\\\"b\\\\c\"").username,
+            "a\"b\\c"
+        );
+        assert_eq!(
+            v("qop=auth", "qop=auth, opaque=\"xyz\", userhash=false, ,")
+                .opaque
+                .as_deref(),
+            Some("xyz")
+        );
         // RFC 2069 style: no qop.
         let c = v("cnonce=\"0a4f113b\", qop=auth, nc=00000001", "opaque=\"o\"");
         assert_eq!((c.qop, c.nc, c.cnonce), (None, None, None));
@@ -312,12 +357,20 @@ mod tests {
     fn credential_errors() {
         assert!(DigestCredentials::parse("NoOneKnowsThisScheme opaque-data=here").is_err());
         assert!(DigestCredentials::parse("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==").is_err());
-        let bad = |from: &str, to: &str| assert!(DigestCredentials::parse(&PLAIN.replace(from, to)).is_err(), "{from}->{to}");
+        let bad = |from: &str, to: &str| {
+            assert!(
+                DigestCredentials::parse(&PLAIN.replace(from, to)).is_err(),
+                "{from}->{to}"
+            )
+        };
         bad("nc=00000001", "nc=000000001");
         bad("nc=00000001", "nc=0000000g");
         bad("algorithm=MD5", "algorithm=AKAv1-MD5");
         bad("username=\"1001\", ", "");
-        bad("response=\"6629fae49393a05397450978507c4ef1\"", "response=\"6629");
+        bad(
+            "response=\"6629fae49393a05397450978507c4ef1\"",
+            "response=\"6629",
+        );
         bad("cnonce=\"0a4f113b\", ", "");
         bad("realm=\"pbx.example.com\"", "realm=\"a\", realm=\"b\"");
         bad("qop=auth", "qop=");
@@ -337,9 +390,16 @@ mod tests {
         assert_eq!(ch.opaque.as_deref(), Some("xyz"));
         assert!(ch.stale);
         assert_eq!(DigestChallenge::parse(&ch.to_string()).unwrap(), ch);
-        let ch = DigestChallenge::parse("digest realm=\"r\",nonce=\"n\", Basic realm=\"x\"").unwrap();
-        assert_eq!((&ch.algorithm, ch.qop.len(), ch.stale), (&DigestAlgorithm::Md5, 0, false));
-        assert_eq!(ch.to_string(), "Digest realm=\"r\", nonce=\"n\", algorithm=MD5");
+        let ch =
+            DigestChallenge::parse("digest realm=\"r\",nonce=\"n\", Basic realm=\"x\"").unwrap();
+        assert_eq!(
+            (&ch.algorithm, ch.qop.len(), ch.stale),
+            (&DigestAlgorithm::Md5, 0, false)
+        );
+        assert_eq!(
+            ch.to_string(),
+            "Digest realm=\"r\", nonce=\"n\", algorithm=MD5"
+        );
         assert!(DigestChallenge::parse("Digest realm=\"r\"").is_err());
         assert!(DigestChallenge::parse("Basic realm=\"r\"").is_err());
     }
