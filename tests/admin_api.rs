@@ -84,7 +84,7 @@ async fn tokens_and_roles() {
 async fn users_devices_and_json_errors() {
     let srv = TestServer::start();
     let admin = srv.admin();
-    let alice = admin.create_user("alice", "1001").await;
+    let alice = admin.create_user_with_password("alice", "1001", Some("Login-alice-Pw1!")).await;
     assert_eq!(alice["status"], "active");
     assert_eq!(alice["extensions"], json!(["1001"]));
     assert!(alice.get("password_hash").is_none() && !alice.to_string().contains("argon2"), "{alice}");
