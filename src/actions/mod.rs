@@ -216,6 +216,17 @@ impl Actions {
         Ok(report)
     }
 
+    /// Deletes a device: its credentials stop working at once (durable first), then its bindings go.
+    pub async fn delete_device(&self, mac: &Mac, actor: &str) -> Result<(Device, ActionReport), ActionError> {
+        let device = self.directory.delete_device(mac).await?;
+        let extensions: Vec<String> = device.extension.iter().cloned().collect();
+        let removed = self.remove_bindings(&extensions, RemovalCause::SignedOut, Some(mac)).await;
+        let report = ActionReport { bindings_removed: removed.len(), changed: true, ..ActionReport::default() };
+        self.events.publish(Event::new("device_deleted").with("mac", mac.to_string()));
+        self.audit(actor, "delete_device", mac.as_str(), serde_json::json!({"user": device.user, "bindings_removed": removed.len()})).await;
+        Ok((device, report))
+    }
+
     /// Sends a check-sync NOTIFY to one device; true when it reached the phone.
     pub async fn resync(&self, mac: &Mac, actor: &str) -> Result<bool, ActionError> {
         let device = self.directory.device(mac).ok_or_else(|| ActionError::NotFound(format!("device {mac}")))?;

@@ -138,8 +138,7 @@ pub async fn delete(
     caller.require(Role::Admin)?;
     let mac = path_mac(&mac)?;
     let registered = registered_macs(&state).contains(mac.as_str());
-    let device = state.services.directory.delete_device(&mac).await?;
-    state.audit_done(&caller, "delete_device", mac.as_str(), json!({"user": device.user})).await;
+    let (device, _report) = state.services.actions.delete_device(&mac, &caller.name).await?;
     Ok(Json(DeviceView::new(&device, registered)))
 }
 

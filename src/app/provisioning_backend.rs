@@ -68,7 +68,11 @@ impl ProvisioningBackend for DirectoryBackend {
                 file: fetch.file.clone(),
             };
             let vendor = fetch.vendor.map(|v| v.as_str().to_owned());
-            match directory.record_fetch(&mac, record, vendor.clone(), fetch.model.clone(), fetch.firmware.clone()).await {
+            let carries_state = fetch.carries_state();
+            match directory
+                .record_fetch(&mac, record, carries_state, vendor.clone(), fetch.model.clone(), fetch.firmware.clone())
+                .await
+            {
                 Ok(was_pending) => {
                     let mut e = Event::new("config_fetched")
                         .with("mac", mac.to_string())

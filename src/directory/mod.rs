@@ -394,19 +394,23 @@ impl Directory {
         self.update_device(mac, |d| Ok(d.previous_credentials.take().is_some())).await.map(|_| ())
     }
 
-    /// Records a config fetch; a fetch clears "resync pending". Returns whether it was pending.
+    /// Records a config fetch; a fetch of the file that carries the device's state
+    /// (`carries_state`) clears "resync pending". Returns whether it cleared it.
     pub async fn record_fetch(
         &self,
         mac: &Mac,
         fetch: ConfigFetchRecord,
+        carries_state: bool,
         vendor: Option<String>,
         model: Option<String>,
         firmware: Option<String>,
     ) -> Result<bool, DirectoryError> {
         let mut was_pending = false;
         self.update_device(mac, |d| {
-            was_pending = d.resync_pending;
-            d.resync_pending = false;
+            if carries_state {
+                was_pending = d.resync_pending;
+                d.resync_pending = false;
+            }
             d.last_config_fetch = Some(fetch);
             d.vendor = vendor.or(d.vendor.take());
             d.model = model.or(d.model.take());
