@@ -10,7 +10,7 @@ machine noise:
 
   1. coarse sweep: RATES (calls/s), one run of COARSE_DURATION s each; a server leaves the
      sweep at its first failing step;
-  2. one probe half-way between its last passing and first failing step;
+  2. PROBES=2 bisection probes between its last passing and first failing step (500 calls/s grain);
   3. REPS runs of FINAL_DURATION s at the highest passing rate (stepping down by half a step,
      at most MAX_BACKOFF times, if their median fails) -> capacity = median achieved rate,
      REGISTERs per server CPU-second = median over those runs;
@@ -104,18 +104,23 @@ def main():
                 st["last_pass"] = rate
             else:
                 st["first_fail"] = rate
-    # 2. half-way probe
+    # 2. bisection probes between the last passing and the first failing step (PROBES=2)
     for s in servers:
         st = state[s["name"]]
         lo = st["last_pass"] or 0
         hi = st["first_fail"]
-        if hi is not None:
+        for _ in range(env_int("PROBES", 2)):
+            if hi is None:
+                break
             mid = (lo + hi) // 2
             mid -= mid % 500
-            if mid > lo:
-                r = run_one(s, mid, cd, "probe", jsonl)
-                if passes(r, mid):
-                    st["last_pass"] = mid
+            if mid <= lo:
+                break
+            r = run_one(s, mid, cd, "probe", jsonl)
+            if passes(r, mid):
+                lo = st["last_pass"] = mid
+            else:
+                hi = mid
         st["candidate"] = st["last_pass"] or max(500, (hi or rates[0]) // 4)
         st["step"] = max(500, (rates[1] - rates[0]) // 2 if len(rates) > 1 else 1000)
     # 3. REPS runs at the candidate, interleaved; back off if the median fails
@@ -170,6 +175,11 @@ def main():
             f["p50_ms"] = med([r["pcap_latency_ms"]["p50"] for r in rs])
             f["p99_ms"] = med([r["pcap_latency_ms"]["p99"] for r in rs])
             f["p999_ms"] = med([r["pcap_latency_ms"]["p999"] for r in rs])
+            for code in ("401", "200"):
+                bs = [(r["pcap_latency_ms"].get("by_status") or {}).get(code) for r in rs]
+                if all(bs):
+                    f[f"p50_ms_{code}"] = med([b["p50"] for b in bs])
+                    f[f"p99_ms_{code}"] = med([b["p99"] for b in bs])
         else:
             f["latency_source"] = "sipp RTD of the 2nd transaction (4 ms timer steps)"
             f["p50_ms"] = med([(r["rtt_ms"].get("rtd2") or {}).get("p50") for r in rs])

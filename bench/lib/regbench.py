@@ -224,6 +224,7 @@ def parse_pcap_latency(path, server_port):
     off = 24
     sent = {}
     lat = []
+    by_code = {}
     while off + 16 <= len(data):
         ts, tfrac, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
         off += 16
@@ -253,8 +254,13 @@ def parse_pcap_latency(path, server_port):
         elif sport == server_port and lines[0].startswith(b"SIP/2.0"):
             code = lines[0][8:11]
             if code[:1] != b"1" and key in sent:
-                lat.append((t - sent.pop(key)) * 1000.0)
-    return summarise(lat)
+                ms = (t - sent.pop(key)) * 1000.0
+                lat.append(ms)
+                by_code.setdefault(code.decode(errors="replace"), []).append(ms)
+    res = summarise(lat)
+    if res:  # deskline addition: the same per final status (401 challenge vs 200 save)
+        res["by_status"] = {c: summarise(v) for c, v in sorted(by_code.items())}
+    return res
 
 
 def main():

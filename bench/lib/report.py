@@ -107,9 +107,12 @@ def main():
               f"{fmt(k.get('p99_ms'), 3)} ms | {fmt(r99, 2)} | < 2 ms | "
               f"{verdict(d['p99_ms'] < 2 if d.get('p99_ms') is not None else None)} |")
             notes.append(f"Latency source: {d.get('latency_source')}; median of {cap.get('latency_reps')} runs of "
-                         f"{cap['durations']['latency']} s each.")
+                         f"{cap['durations']['latency']} s each. By answer, p50/p99 ms: deskline 401 "
+                         f"{fmt(d.get('p50_ms_401'), 3)}/{fmt(d.get('p99_ms_401'), 3)}, 200 {fmt(d.get('p50_ms_200'), 3)}/"
+                         f"{fmt(d.get('p99_ms_200'), 3)}; Kamailio 401 {fmt(k.get('p50_ms_401'), 3)}/{fmt(k.get('p99_ms_401'), 3)}, "
+                         f"200 {fmt(k.get('p50_ms_200'), 3)}/{fmt(k.get('p99_ms_200'), 3)}.")
             notes.append(f"Capacity: coarse sweep over {cap['coarse_rates']} calls/s ({cap['durations']['coarse']} s per step), "
-                         f"a probe half-way to the first failing step, then {cap['reps']} runs of {cap['durations']['final']} s "
+                         f"bisection probes towards the first failing step, then {cap['reps']} runs of {cap['durations']['final']} s "
                          f"at the top; first failing coarse step: deskline {d.get('first_fail_calls_s')}, Kamailio "
                          f"{k.get('first_fail_calls_s')} calls/s. At the top: retransmissions deskline {d.get('retrans_pct')} %, "
                          f"Kamailio {k.get('retrans_pct')} % of transactions; failed calls deskline {d.get('failed_pct')} %, "

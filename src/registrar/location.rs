@@ -148,7 +148,7 @@ impl LocationTable {
                 .with("contact", b.contact.clone())
                 .with("transport", b.flow.transport.as_str())
                 .with("source", b.flow.remote.to_string())
-                .with("expires", b.expires_at);
+                .with("expires_in", b.expires_at.saturating_sub(crate::directory::unix_now()));
             if let Some(d) = &b.device {
                 e = e.with("mac", d.clone());
             }

@@ -38,7 +38,8 @@ pub enum Verdict {
 
 pub struct DigestAuthority {
     realm: String,
-    key: [u8; 32],
+    /// HMAC keyed once: cloning it skips the key schedule on every nonce.
+    keyed: HmacSha256,
     lifetime: u64,
     serial: AtomicU64,
     slots: Box<[AtomicU64]>,
@@ -58,7 +59,7 @@ impl DigestAuthority {
         let slots = (0..SLOTS).map(|_| AtomicU64::new(u64::MAX)).collect::<Vec<_>>().into_boxed_slice();
         DigestAuthority {
             realm: realm.to_owned(),
-            key,
+            keyed: HmacSha256::new_from_slice(&key).expect("HMAC takes any key length"),
             lifetime: lifetime_secs as u64,
             serial: AtomicU64::new(rand::random::<u32>() as u64),
             slots,
@@ -85,7 +86,7 @@ impl DigestAuthority {
     }
 
     fn tag(&self, body: &[u8; 16]) -> [u8; 16] {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.keyed.clone();
         mac.update(body);
         let full = mac.finalize().into_bytes();
         let mut tag = [0u8; 16];

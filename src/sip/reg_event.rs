@@ -199,8 +199,7 @@ impl RegEvents {
             ("unregistered", _) => ("terminated", "unregistered"),
             _ => return,
         };
-        let now = unix_now();
-        let expires = ev.ids.get("expires").and_then(|v| v.as_u64()).map(|at| at.saturating_sub(now));
+        let expires = ev.ids.get("expires_in").and_then(|v| v.as_u64());
         let targets: Vec<Arc<Mutex<Subscription>>> =
             self.subs.iter().filter(|s| s.value().lock().aor.as_str() == aor).map(|s| s.value().clone()).collect();
         for sub in targets {
