@@ -93,7 +93,8 @@ fi
 
 if [ "$WHO" = deskline ] || [ "$WHO" = both ]; then
   python3 "$HERE/lib/deskline.py" stop mem 2>/dev/null || true
-  PID="$(python3 "$HERE/lib/deskline.py" start mem --fresh --sip-port "$DPORT" --admin-port "$DADMIN")"
+  PID="$(python3 "$HERE/lib/deskline.py" start mem --fresh --sip-port "$DPORT" --admin-port "$DADMIN" \
+    $([ "${BINDINGS_FSYNC:-0}" = 1 ] && echo --set store.bindings_fsync=true))"
   python3 "$HERE/lib/deskline.py" users mem --first 1000 --count "$N" >/dev/null
   sleep 3
   read -r P0 R0 U0 C0 NP <<<"$(snap "$PID" deskline)"

@@ -23,16 +23,23 @@
 # Environment: USERS=10000 MEM_BINDINGS=100000 RATES="4000 8000 ... 28000" COARSE_DURATION=8
 #   FINAL_DURATION=20 REPS=3 LAT_DURATION=10 SKIP_INSTALL=1 SKIP_BUILD=1 SKIP_CAPACITY=1
 #   SKIP_MEMORY=1 SKIP_DEACTIVATE=1 SKIP_PROVISIONING=1 KPORT=5070 DPORT=5080 DADMIN=9081
+#   BINDINGS_FSYNC=1 (fsync every binding commit too; see below)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 CMDLINE="bench/run.sh${*:+ $*}"
-for v in USERS MEM_BINDINGS RATES COARSE_DURATION FINAL_DURATION REPS LAT_DURATION SKIP_CAPACITY SKIP_MEMORY SKIP_DEACTIVATE SKIP_PROVISIONING; do
+for v in BINDINGS_FSYNC USERS MEM_BINDINGS RATES COARSE_DURATION FINAL_DURATION REPS LAT_DURATION SKIP_CAPACITY SKIP_MEMORY SKIP_DEACTIVATE SKIP_PROVISIONING; do
   [ -n "${!v:-}" ] && CMDLINE="$v=\"${!v}\" $CMDLINE"
 done
 export USERS="${USERS:-10000}"
 MEM_BINDINGS="${MEM_BINDINGS:-100000}"
 KPORT="${KPORT:-5070}"; DPORT="${DPORT:-5080}"; DADMIN="${DADMIN:-9081}"
+# BINDINGS_FSYNC=1: [store] bindings_fsync = true (binding commits fsync'd too, synchronous=FULL);
+# default: the server's default (binding commits synchronous=NORMAL in WAL: durable across a crash
+# of deskline, not across a power loss; directory changes always FULL)
+export BINDINGS_FSYNC="${BINDINGS_FSYNC:-0}"
+DL_SET=()
+[ "$BINDINGS_FSYNC" = 1 ] && DL_SET=(--set store.bindings_fsync=true)
 STAMP="$(date -u +%Y-%m-%dT%H%MZ)"
 WORK="/tmp/regbench/run-$STAMP"
 mkdir -p "$WORK" "$HERE/results"
@@ -74,7 +81,7 @@ if [ "${SKIP_CAPACITY:-0}" != 1 ]; then
   python3 "$HERE/lib/deskline.py" stop reg 2>/dev/null || true
   "$HERE/sipp/gen-users.sh" "$USERS" >/dev/null
   KPID="$("$HERE/kamailio/start.sh" --port "$KPORT" --users "$USERS")"
-  DPID="$(python3 "$HERE/lib/deskline.py" start reg --fresh --sip-port "$DPORT" --admin-port "$DADMIN")"
+  DPID="$(python3 "$HERE/lib/deskline.py" start reg --fresh --sip-port "$DPORT" --admin-port "$DADMIN" "${DL_SET[@]}")"
   log "creating $USERS users in deskline"
   python3 "$HERE/lib/deskline.py" users reg --count "$USERS" >"$WORK/users.json"
   log "capacity sweep + latency (kamailio pid $KPID, deskline pid $DPID)"

@@ -93,7 +93,9 @@ def cmd_start(a):
         f.write(render_toml(cfg))
     log = open(os.path.join(d, "log"), "w")
     env = dict(os.environ)
-    env.setdefault("RUST_LOG", "warn")
+    # the per-request INFO lines (e.g. every config fetch) would be measured too; nginx runs with
+    # access_log off. DESKLINE_LOG=info (the default without this) measures them.
+    env.setdefault("DESKLINE_LOG", "warn")
     p = subprocess.Popen([a.bin, "serve", "--config", conf], stdout=log, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     with open(pidf, "w") as f:

@@ -137,8 +137,8 @@ impl Directory {
         let state = self.state.read();
         let Some(username) = state.extensions.get(extension) else { return ExtensionState::Unknown };
         match state.users.get(username).map(|u| u.status) {
-            Some(UserStatus::Active) => ExtensionState::Active { user: username.clone() },
-            Some(UserStatus::Suspended) => ExtensionState::Suspended { user: username.clone() },
+            Some(UserStatus::Active) => ExtensionState::Active,
+            Some(UserStatus::Suspended) => ExtensionState::Suspended,
             None => ExtensionState::Unknown,
         }
     }

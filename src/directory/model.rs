@@ -118,8 +118,8 @@ pub struct SipAccount {
 /// Whether an extension may register right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExtensionState {
-    Active { user: String },
-    Suspended { user: String },
+    Active,
+    Suspended,
     Unknown,
 }
 

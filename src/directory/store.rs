@@ -114,6 +114,8 @@ pub struct AuditEntry {
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Submission>,
+    /// Submissions queued or being written: how far the writer is behind.
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
     reader: Arc<parking_lot::Mutex<Connection>>,
     path: PathBuf,
 }
@@ -153,11 +155,13 @@ impl Store {
         let reader = open_connection(&path)?;
         let snapshot = load(&reader)?;
         let (tx, rx) = mpsc::channel::<Submission>();
+        let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writer_backlog = backlog.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(writer, rx, metrics, bindings_fsync))
+            .spawn(move || writer_loop(writer, rx, metrics, bindings_fsync, writer_backlog))
             .map_err(|e| StoreError::Database(e.to_string()))?;
-        Ok((Store { tx, reader: Arc::new(parking_lot::Mutex::new(reader)), path }, snapshot))
+        Ok((Store { tx, backlog, reader: Arc::new(parking_lot::Mutex::new(reader)), path }, snapshot))
     }
 
     pub fn path(&self) -> &Path {
@@ -166,9 +170,16 @@ impl Store {
 
     /// Queues writes; `done` runs once they are durable. Never blocks.
     pub fn submit(&self, ops: Vec<StoreOp>, done: Completion) {
+        self.backlog.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Err(mpsc::SendError(sub)) = self.tx.send(Submission { ops, done }) {
+            self.backlog.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             sub.done.finish(Err(StoreError::WriterGone));
         }
+    }
+
+    /// Submissions not yet durable: the registrar sheds load (503) when this grows.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes and waits until they are durable.
@@ -230,7 +241,13 @@ const MAX_BATCH: usize = 4096;
 /// How long the writer gathers submissions before a commit.
 const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_micros(500);
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Submission>, metrics: Arc<Metrics>, bindings_fsync: bool) {
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Submission>,
+    metrics: Arc<Metrics>,
+    bindings_fsync: bool,
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
+) {
     let mut batch: Vec<Submission> = Vec::with_capacity(MAX_BATCH);
     let mut full_sync = true;
     while let Ok(first) = rx.recv() {
@@ -260,9 +277,11 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Submission>, metrics: Ar
         }
         metrics.store_commit_latency.observe(started.elapsed().as_secs_f64());
         metrics.store_batch_size.observe(ops as f64);
+        let done = batch.len();
         for sub in batch.drain(..) {
             sub.done.finish(result.clone());
         }
+        backlog.fetch_sub(done, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -17,6 +17,9 @@ use crate::sip::transport::Inbound;
 use crate::sip::uri::Uri;
 use crate::sip::validate::Request;
 
+/// Store submissions not yet durable beyond which REGISTER is answered 503 + Retry-After.
+const MAX_STORE_BACKLOG: usize = 20_000;
+
 /// A final answer decided before touching the location table.
 struct Refusal {
     code: u16,
@@ -85,6 +88,10 @@ impl Registrar {
         now: u64,
     ) -> Result<(Authenticated, AddressOfRecord, ContactChange), Refusal> {
         let source = inbound.flow.remote.ip();
+        let new_work = req.headers.get("Authorization").is_none();
+        if self.directory.store().backlog() > MAX_STORE_BACKLOG || (inbound.overloaded && new_work) {
+            return Err(Refusal::new(503).reason("Overloaded").header("Retry-After", "5"));
+        }
         if let Some(wait) = self.throttle.blocked_for(source) {
             return Err(Refusal::new(503).reason("Too Many Failed Attempts").header("Retry-After", wait.to_string()));
         }
@@ -278,11 +285,11 @@ impl Registrar {
         let key = aor.clone();
         let outcome = self.location.with_aor(&key, move |bindings| {
             let refusal = match self.directory.extension_state(&extension) {
-                ExtensionState::Active { .. } if auth.replayed && !is_retransmission(bindings, &facts) => {
+                ExtensionState::Active if auth.replayed && !is_retransmission(bindings, &facts) => {
                     Some(self.challenge(now, true))
                 }
-                ExtensionState::Active { .. } => None,
-                ExtensionState::Suspended { .. } => Some(self.suspended()),
+                ExtensionState::Active => None,
+                ExtensionState::Suspended => Some(self.suspended()),
                 ExtensionState::Unknown => Some(Refusal::new(403)),
             };
             if let Some(refusal) = refusal {
@@ -330,7 +337,7 @@ impl Registrar {
         match stored {
             Err(_) => self.refuse(req, inbound, Refusal::new(500).header("Retry-After", "5")),
             Ok(()) => match self.directory.extension_state(extension) {
-                ExtensionState::Active { .. } => self.finish(inbound, 200, ok),
+                ExtensionState::Active => self.finish(inbound, 200, ok),
                 _ => self.refuse(req, inbound, self.suspended()),
             },
         }

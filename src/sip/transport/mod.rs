@@ -40,6 +40,8 @@ pub struct Inbound {
     pub flow: Flow,
     pub reply: Sender,
     pub received_at: std::time::Instant,
+    /// The transport cannot keep up (its receive queue never drains): new work is shed with 503.
+    pub overloaded: bool,
 }
 
 /// A live stream connection.
