@@ -32,7 +32,7 @@ pub struct Config {
     pub store: StoreConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// Whether every commit holding only bindings is also fsync'd. Off (the default), a binding
@@ -40,12 +40,6 @@ pub struct StoreConfig {
     /// (power loss) — phones re-register then anyway; directory changes (users, devices,
     /// suspensions, tokens, audit) are always fsync'd before they are answered.
     pub bindings_fsync: bool,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig { bindings_fsync: false }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -259,7 +259,7 @@ fn spawn_housekeeping(registrar: Arc<Registrar>, shutdown: CancellationToken) {
             }
             registrar.location().expire(unix_now());
             n += 1;
-            if n % 60 == 0 {
+            if n.is_multiple_of(60) {
                 registrar.throttle().prune();
             }
         }

@@ -71,7 +71,7 @@ impl RegistrarSettings {
         if matches!(host, Host::V4(a) if a.is_unspecified()) {
             return false;
         }
-        self.local_names.iter().any(|n| *n == text)
+        self.local_names.contains(&text)
     }
 }
 

@@ -293,12 +293,12 @@ impl Registrar {
                 ExtensionState::Unknown => Some(Refusal::new(403)),
             };
             if let Some(refusal) = refusal {
-                return Err((refusal, req, inbound));
+                return Err(Box::new((refusal, req, inbound)));
             }
             let changes = match rules::apply(bindings, &change, &facts, self.settings.max_contacts) {
                 Ok(c) => c,
                 Err(UpdateError::OutOfOrder) => {
-                    return Err((Refusal::new(400).reason("Bad Request - CSeq out of order"), req, inbound))
+                    return Err(Box::new((Refusal::new(400).reason("Bad Request - CSeq out of order"), req, inbound)))
                 }
             };
             let ok = self.ok_response(&req, &inbound, bindings, now);
@@ -308,7 +308,8 @@ impl Registrar {
             self.location.record(&aor, &changes, done);
             Ok(())
         });
-        if let Err((refusal, req, inbound)) = outcome {
+        if let Err(refused) = outcome {
+            let (refusal, req, inbound) = *refused;
             if refusal.code == 403 {
                 self.publish_rejected(&auth.account, key.extension(), &inbound, "account suspended");
             }

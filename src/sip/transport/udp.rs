@@ -64,7 +64,7 @@ impl UdpListener {
                 }
             };
             streak += 1;
-            if streak % 256 == 0 {
+            if streak.is_multiple_of(256) {
                 tokio::task::yield_now().await;
             }
             if len > MAX_MESSAGE_SIZE {
