@@ -5,6 +5,8 @@
 
 mod notify_devices;
 
+use notify_devices::HeldSecrets;
+
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -127,7 +129,7 @@ impl Actions {
         self.directory.set_status(username, UserStatus::Suspended).await?;
         let removed = self.remove_bindings(&extensions, RemovalCause::Deactivated, None).await;
         let devices = self.directory.devices_of_user(username);
-        let mut report = self.notify_devices(&devices, &removed).await;
+        let mut report = self.notify_devices(&devices, &removed, &HeldSecrets::new()).await;
         report.bindings_removed = removed.len();
         report.changed = true;
         self.events.publish(Event::new("user_deactivated").with("user", username).with("bindings_removed", removed.len()));
@@ -144,7 +146,7 @@ impl Actions {
         }
         self.directory.set_status(username, UserStatus::Active).await?;
         let devices = self.directory.devices_of_user(username);
-        let mut report = self.notify_devices(&devices, &[]).await;
+        let mut report = self.notify_devices(&devices, &[], &HeldSecrets::new()).await;
         report.changed = true;
         self.events.publish(Event::new("user_reactivated").with("user", username));
         self.audit(actor, "reactivate", username, serde_json::to_value(&report).unwrap_or_default()).await;
@@ -156,12 +158,13 @@ impl Actions {
     pub async fn sign_out(&self, username: &str, actor: &str) -> Result<ActionReport, ActionError> {
         let (extensions, _) = self.user_extensions(username)?;
         let devices = self.directory.devices_of_user(username);
+        let held: HeldSecrets = devices.iter().map(|d| (d.mac.clone(), d.credentials.secret.expose().to_owned())).collect();
         for d in &devices {
             self.directory.rotate_credentials(&d.mac, None).await?;
         }
         let removed = self.remove_bindings(&extensions, RemovalCause::SignedOut, None).await;
         let devices = self.directory.devices_of_user(username);
-        let mut report = self.notify_devices(&devices, &removed).await;
+        let mut report = self.notify_devices(&devices, &removed, &held).await;
         report.bindings_removed = removed.len();
         report.changed = true;
         self.events.publish(Event::new("user_signed_out").with("user", username));
@@ -173,10 +176,16 @@ impl Actions {
     /// the "not assigned" config.
     pub async fn delete_user(&self, username: &str, actor: &str) -> Result<ActionReport, ActionError> {
         let (extensions, _) = self.user_extensions(username)?;
+        let held: HeldSecrets = self
+            .directory
+            .devices_of_user(username)
+            .iter()
+            .map(|d| (d.mac.clone(), d.credentials.secret.expose().to_owned()))
+            .collect();
         let macs = self.directory.delete_user(username).await?;
         let removed = self.remove_bindings(&extensions, RemovalCause::Deactivated, None).await;
         let devices: Vec<Device> = macs.iter().filter_map(|m| self.directory.device(m)).collect();
-        let mut report = self.notify_devices(&devices, &removed).await;
+        let mut report = self.notify_devices(&devices, &removed, &held).await;
         report.bindings_removed = removed.len();
         report.changed = true;
         self.events.publish(Event::new("user_deleted").with("user", username));
@@ -197,9 +206,10 @@ impl Actions {
     pub async fn reassign_device(&self, mac: &Mac, user: &str, actor: &str) -> Result<ActionReport, ActionError> {
         let device = self.directory.device(mac).ok_or_else(|| ActionError::NotFound(format!("device {mac}")))?;
         let old_extensions: Vec<String> = device.extension.iter().cloned().collect();
+        let held: HeldSecrets = [(mac.clone(), device.credentials.secret.expose().to_owned())].into();
         let updated = self.directory.assign_device(mac, user, None).await?;
         let removed = self.remove_bindings(&old_extensions, RemovalCause::SignedOut, Some(mac)).await;
-        let mut report = self.notify_devices(std::slice::from_ref(&updated), &removed).await;
+        let mut report = self.notify_devices(std::slice::from_ref(&updated), &removed, &held).await;
         report.bindings_removed = removed.len();
         report.changed = true;
         self.events.publish(Event::new("device_reassigned").with("mac", mac.to_string()).with("user", user));
@@ -210,7 +220,7 @@ impl Actions {
     /// New credentials with an overlap window: bindings stay, the phone fetches the new secret.
     pub async fn rotate_credentials(&self, mac: &Mac, actor: &str) -> Result<ActionReport, ActionError> {
         let device = self.directory.rotate_credentials(mac, Some(ROTATION_GRACE_SECS)).await?;
-        let mut report = self.notify_devices(std::slice::from_ref(&device), &[]).await;
+        let mut report = self.notify_devices(std::slice::from_ref(&device), &[], &HeldSecrets::new()).await;
         report.changed = true;
         self.audit(actor, "rotate_credentials", mac.as_str(), serde_json::json!({})).await;
         Ok(report)
@@ -230,7 +240,7 @@ impl Actions {
     /// Sends a check-sync NOTIFY to one device; true when it reached the phone.
     pub async fn resync(&self, mac: &Mac, actor: &str) -> Result<bool, ActionError> {
         let device = self.directory.device(mac).ok_or_else(|| ActionError::NotFound(format!("device {mac}")))?;
-        let report = self.notify_devices(std::slice::from_ref(&device), &[]).await;
+        let report = self.notify_devices(std::slice::from_ref(&device), &[], &HeldSecrets::new()).await;
         self.audit(actor, "resync", mac.as_str(), serde_json::to_value(&report).unwrap_or_default()).await;
         Ok(!report.devices_notified.is_empty())
     }

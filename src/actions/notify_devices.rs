@@ -18,6 +18,23 @@ const ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// Delays between retries for an unreachable device.
 const RETRY_DELAYS: [u64; 6] = [5, 15, 45, 120, 300, 600];
 
+/// Secrets phones held before an action replaced them, by device.
+pub type HeldSecrets = std::collections::HashMap<Mac, String>;
+
+/// The secrets to answer a phone's challenge with: what it held before the action, a rotated-out
+/// secret still in its overlap, then the current one.
+fn secrets_to_try(device: &Device, held: Option<&str>) -> Vec<String> {
+    let current = device.credentials.secret.expose();
+    let mut out: Vec<String> = Vec::with_capacity(3);
+    let previous = device.previous_credentials.as_ref().map(|p| p.secret.expose());
+    for s in [held, previous, Some(current)].into_iter().flatten() {
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_owned());
+        }
+    }
+    out
+}
+
 /// The Event header each vendor's phones resync on (vendors.md §4).
 pub fn check_sync_event(vendor: Option<&str>) -> &'static str {
     match vendor.map(|v| v.to_ascii_lowercase()) {
@@ -48,28 +65,38 @@ impl Actions {
         }
     }
 
-    /// Notifies each device on every flow it is known on; `removed` are bindings just taken away.
-    pub(super) async fn notify_devices(&self, devices: &[Device], removed: &[Binding]) -> ActionReport {
+    /// Notifies each device on every flow it is known on; `removed` are bindings just taken away;
+    /// `held` are the secrets the phones still hold when the action just replaced them (a phone
+    /// that challenges the NOTIFY checks our answer against what it knows).
+    pub(super) async fn notify_devices(&self, devices: &[Device], removed: &[Binding], held: &HeldSecrets) -> ActionReport {
         let courier = self.courier();
         let mut tasks = Vec::with_capacity(devices.len());
         for device in devices {
             let targets = courier.targets(device, removed);
             let c = courier.clone();
             let device = device.clone();
-            tasks.push((device.mac.clone(), tokio::spawn(async move { c.deliver(&device, targets).await })));
+            let held = held.get(&device.mac).cloned();
+            tasks.push((
+                device.mac.clone(),
+                tokio::spawn(async move {
+                    let delivered = c.deliver(&device, targets, held.as_deref()).await;
+                    c.settle(&device.mac, delivered).await;
+                    delivered
+                }),
+            ));
         }
         let mut report = ActionReport::default();
         let deadline = tokio::time::Instant::now() + ANSWER_WAIT;
         for (mac, task) in tasks {
             match tokio::time::timeout_at(deadline, task).await {
                 Ok(Ok(true)) => report.devices_notified.push(mac.to_string()),
-                Ok(_) => {
+                Ok(_) => report.devices_unreachable.push(mac.to_string()),
+                // No answer yet: unreachable for now, shown as resync pending; the transaction goes
+                // on in the background and clears it if the phone answers after all.
+                Err(_) => {
+                    let _ = self.directory.set_resync_pending(&mac, true).await;
                     report.devices_unreachable.push(mac.to_string());
-                    courier.clone().retry_later(mac);
                 }
-                // Still waiting for the phone: sent, and followed up in the background (the
-                // task marks the device pending if it finally fails).
-                Err(_) => report.devices_notified.push(mac.to_string()),
             }
         }
         report
@@ -101,8 +128,22 @@ impl Courier {
         targets
     }
 
+    /// After a device's NOTIFY is over: delivered clears a pending resync, failed marks it and
+    /// schedules retries.
+    async fn settle(&self, mac: &Mac, delivered: bool) {
+        if delivered {
+            if self.directory.device(mac).is_some_and(|d| d.resync_pending) {
+                let _ = self.directory.set_resync_pending(mac, false).await;
+                self.events.publish(Event::new("resync_done").with("mac", mac.to_string()).with("via", "notify"));
+            }
+        } else {
+            let _ = self.directory.set_resync_pending(mac, true).await;
+            self.clone().retry_later(mac.clone());
+        }
+    }
+
     /// Sends to every target; true when at least one phone answered 2xx.
-    async fn deliver(&self, device: &Device, targets: Vec<(String, String, Flow)>) -> bool {
+    async fn deliver(&self, device: &Device, targets: Vec<(String, String, Flow)>, held: Option<&str>) -> bool {
         let event = check_sync_event(device.vendor.as_deref());
         let mut delivered = false;
         let mut sends = Vec::new();
@@ -114,7 +155,7 @@ impl Courier {
                 event: event.to_owned(),
                 aor,
                 auth_user: device.credentials.username.clone(),
-                auth_secret: device.credentials.secret.expose().to_owned(),
+                auth_secrets: secrets_to_try(device, held),
             };
             let notifier = self.notifier.clone();
             sends.push(tokio::spawn(async move { notifier.send(&request).await }));
@@ -133,9 +174,6 @@ impl Courier {
             );
             delivered |= outcome == NotifyOutcome::Delivered;
         }
-        if !delivered {
-            let _ = self.directory.set_resync_pending(&device.mac, true).await;
-        }
         delivered
     }
 
@@ -149,7 +187,7 @@ impl Courier {
                     return;
                 }
                 let targets = self.targets(&device, &[]);
-                if !targets.is_empty() && self.deliver(&device, targets).await {
+                if !targets.is_empty() && self.deliver(&device, targets, None).await {
                     let _ = self.directory.set_resync_pending(&mac, false).await;
                     self.events.publish(Event::new("resync_done").with("mac", mac.to_string()).with("via", "notify"));
                     return;

@@ -45,7 +45,8 @@ pub struct NotifyRequest {
     pub aor: String,
     /// Device credentials to answer a challenge with.
     pub auth_user: String,
-    pub auth_secret: String,
+    /// Secrets to answer a challenge with, in order.
+    pub auth_secrets: Vec<String>,
 }
 
 pub struct Notifier {
@@ -65,23 +66,30 @@ impl Notifier {
         self
     }
 
-    /// Sends the NOTIFY and waits for its final answer (answering one challenge).
+    /// Sends the NOTIFY and waits for its final answer. A digest challenge from the phone is
+    /// answered with each of `auth_secrets` in turn (the one the phone most likely holds first):
+    /// after a rotation the phone still knows only its old secret until it has fetched its config.
     pub async fn send(&self, n: &NotifyRequest) -> NotifyOutcome {
         let call_id = format!("{}@deskline", random_token());
         let from_tag = random_token();
+        let mut secrets = n.auth_secrets.iter().peekable();
         let mut authorization: Option<String> = None;
-        for cseq in 1..=2u32 {
+        for cseq in 1..=(2 * n.auth_secrets.len() as u32 + 1) {
             let branch = format!("z9hG4bK{}", random_token());
             let bytes = build_notify(n, &branch, &call_id, &from_tag, cseq, authorization.as_deref());
-            let outcome = self.transact(&n.flow, &branch, bytes).await;
-            match outcome {
-                Ok((code, challenge)) if (code == 401 || code == 407) && cseq == 1 => {
-                    let Some(ch) = challenge else { return NotifyOutcome::Refused(code) };
-                    authorization = Some(answer_challenge(&ch, n, "NOTIFY", &n.target));
-                }
-                Ok((code, _)) if (200..300).contains(&code) => return NotifyOutcome::Delivered,
-                Ok((code, _)) => return NotifyOutcome::Refused(code),
+            let (code, challenge) = match self.transact(&n.flow, &branch, bytes).await {
+                Ok(answer) => answer,
                 Err(o) => return o,
+            };
+            match (code, challenge) {
+                (200..=299, _) => return NotifyOutcome::Delivered,
+                (401 | 407, Some(ch)) if authorization.is_none() => match secrets.next() {
+                    Some(secret) => authorization = Some(answer_challenge(&ch, n, secret, "NOTIFY", &n.target)),
+                    None => return NotifyOutcome::Refused(code),
+                },
+                // Our answer was refused: start again for a fresh challenge, with the next secret.
+                (401 | 403 | 407, _) if authorization.is_some() && secrets.peek().is_some() => authorization = None,
+                (code, _) => return NotifyOutcome::Refused(code),
             }
         }
         NotifyOutcome::Refused(401)
@@ -160,7 +168,7 @@ fn build_notify(n: &NotifyRequest, branch: &str, call_id: &str, tag: &str, cseq:
 }
 
 /// The Authorization for a phone's challenge, with the device's credentials in the phone's realm.
-fn answer_challenge(ch: &DigestChallenge, n: &NotifyRequest, method: &str, uri: &str) -> String {
+fn answer_challenge(ch: &DigestChallenge, n: &NotifyRequest, secret: &str, method: &str, uri: &str) -> String {
     let qop = ch.qop.iter().any(|q| q.eq_ignore_ascii_case("auth")).then(|| "auth".to_string());
     let mut creds = DigestCredentials {
         username: n.auth_user.clone(),
@@ -174,7 +182,7 @@ fn answer_challenge(ch: &DigestChallenge, n: &NotifyRequest, method: &str, uri: 
         nc: qop.as_ref().map(|_| 1),
         opaque: ch.opaque.clone(),
     };
-    creds.response = super::auth::response(&creds, method, &n.auth_secret);
+    creds.response = super::auth::response(&creds, method, secret);
     let mut out = format!(
         "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm={}",
         creds.username,

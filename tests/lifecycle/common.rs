@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Shared helpers of the lifecycle tests: devices with a vendor, simulated phones, config fetches
 //! over HTTPS with the device's client certificate, a reg-event (RFC 3680) subscriber, and the
 //! checks every action shares (the NOTIFY a phone saw, the 403 it gets, the config it fetches).
@@ -514,4 +515,24 @@ pub fn spawn_subscriber(mut s: RegSubscriber, dur: Duration) -> tokio::task::Joi
         s.collect(dur, usize::MAX).await;
         s
     })
+}
+
+/// For a failure message: which secret the NOTIFY Authorizations a challenging phone refused were
+/// computed with (`candidates` = (label, secret)).
+pub fn diagnose_notify_auth(phone: &Phone, realm: &str, candidates: &[(&str, &str)]) -> String {
+    let mut out = Vec::new();
+    for e in &phone.events {
+        if let PhoneEvent::NotifyAuthFailed { msg, .. } = e {
+            let Some(auth) = msg.header("authorization") else { continue };
+            let nonce = crate::support::digest::parse_challenge(auth).map(|c| c.nonce().to_string()).unwrap_or_default();
+            let user = crate::support::digest::parse_challenge(auth).ok().and_then(|c| c.param("username").map(str::to_owned)).unwrap_or_default();
+            let matched: Vec<&str> = candidates
+                .iter()
+                .filter(|(_, s)| crate::support::digest::verify_authorization(auth, "NOTIFY", &user, s, realm, &nonce).is_ok())
+                .map(|(l, _)| *l)
+                .collect();
+            out.push(format!("Authorization (username {user:?}) computed with: {}", if matched.is_empty() { "none of the known secrets".to_string() } else { matched.join(", ") }));
+        }
+    }
+    out.join("; ")
 }

@@ -44,7 +44,7 @@ async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register()
     let before = bindings(&admin, "1001").await;
     assert_eq!(before.len(), layout.len(), "one binding per phone before: {before:#?}");
 
-    let mut sub = RegSubscriber::subscribe(&srv, "1001", &devs[0].sip_user, &devs[0].sip_pass).await;
+    let sub = RegSubscriber::subscribe(&srv, "1001", &devs[0].sip_user, &devs[0].sip_pass).await;
     let initial = sub.contacts();
     for p in &phones {
         let local = p.ua.local_hostport();

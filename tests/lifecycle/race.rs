@@ -36,39 +36,18 @@ async fn register_racing_deactivate_never_leaves_a_binding() {
         let user = format!("race{i}");
         let ext = format!("{}", 300000 + i);
         admin.create_user(&user, &ext).await;
-        let transport = [Transport::Udp, Transport::Tcp][i % 2];
         let dev = create_device(&admin, &new_mac(), &user, &ext, Vendor::Yealink).await;
-        let mut phone = registered_phone(&srv, &dev, transport).await;
-
+        // The phone has two flows (UDP and TCP), each sending REGISTERs back to back, so that
+        // more than one REGISTER can be in the registrar when the suspension lands.
+        let transports = [[Transport::Udp, Transport::Tcp], [Transport::Tcp, Transport::Udp]][i % 2];
         let stop = Arc::new(AtomicBool::new(false));
         let oks = Arc::new(AtomicUsize::new(0));
-        let (stop2, oks2) = (stop.clone(), oks.clone());
-        let looper = tokio::spawn(async move {
-            let mut samples = Vec::new();
-            let mut p = RegisterParams::new(&phone.ext, &phone.credentials.username, &phone.credentials.password);
-            p.expires = Some(phone.expires);
-            p.contact = ContactSpec::Local;
-            p.contact_params = phone.instance.as_ref().map(|i| format!(";+sip.instance=\"<{i}>\"")).unwrap_or_default();
-            while !stop2.load(Ordering::SeqCst) {
-                // Each REGISTER carries Authorization (cached challenge, nc+1), like a phone's refresh;
-                // a new challenge is answered inside.
-                phone.ua.reuse_nonce = true;
-                let sent = Instant::now();
-                let r = phone.ua.register_with(&p).await;
-                let received = Instant::now();
-                let status = r.status().unwrap_or(0);
-                if status == 200 {
-                    oks2.fetch_add(1, Ordering::SeqCst);
-                }
-                samples.push(Sample { sent, received, status, reason: r.reason().unwrap_or("").to_string(), raw: r.raw.clone() });
-                // Answer the check-sync NOTIFY (and anything else) that came meanwhile.
-                while let Some(m) = phone.ua.queue.pop_front() {
-                    phone.handle(m).await;
-                }
-            }
-            phone.poll(Duration::from_millis(50)).await;
-            (phone, samples)
-        });
+        let mut loopers = Vec::new();
+        for transport in transports {
+            let phone = registered_phone(&srv, &dev, transport).await;
+            loopers.push(spawn_loop(phone, stop.clone(), oks.clone()));
+        }
+        let transport = format!("{}+{}", transports[0], transports[1]);
 
         // Let the loop get going (at least one 200 from it), then a random moment.
         let started = crate::support::wait_until(Duration::from_secs(5), || async { (oks.load(Ordering::SeqCst) > 0).then_some(()) }).await;
@@ -81,7 +60,13 @@ async fn register_racing_deactivate_never_leaves_a_binding() {
         let right_after = bindings(&admin, &ext).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         stop.store(true, Ordering::SeqCst);
-        let (phone, samples) = looper.await.expect("REGISTER loop");
+        let mut samples = Vec::new();
+        let mut phones = Vec::new();
+        for l in loopers {
+            let (phone, s) = l.await.expect("REGISTER loop");
+            samples.extend(s);
+            phones.push(phone);
+        }
         let wait = Duration::from_millis(500).saturating_sub(answered.elapsed());
         tokio::time::sleep(wait).await;
         let later = bindings(&admin, &ext).await;
@@ -118,8 +103,8 @@ async fn register_racing_deactivate_never_leaves_a_binding() {
                 break;
             }
         }
-        if phone.notifies.is_empty() {
-            problems.push(format!("the phone got no check-sync NOTIFY; report {report}"));
+        if phones.iter().all(|p| p.notifies.is_empty()) {
+            problems.push(format!("the phone got no check-sync NOTIFY on any flow; report {report}"));
         }
         in_flight_total += samples.iter().filter(|s| s.sent <= answered && s.received > answered).count();
         ok_before_total += samples.iter().filter(|s| s.status == 200).count();
@@ -133,4 +118,38 @@ async fn register_racing_deactivate_never_leaves_a_binding() {
         failures.len()
     );
     assert!(failures.is_empty(), "{} of {ITERATIONS} iterations failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// REGISTERs back to back on one flow until `stop`, each timed; NOTIFYs that come meanwhile are
+/// answered.
+fn spawn_loop(
+    mut phone: crate::support::Phone,
+    stop: Arc<AtomicBool>,
+    oks: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<(crate::support::Phone, Vec<Sample>)> {
+    tokio::spawn(async move {
+        let mut samples = Vec::new();
+        let mut p = RegisterParams::new(&phone.ext, &phone.credentials.username, &phone.credentials.password);
+        p.expires = Some(phone.expires);
+        p.contact = ContactSpec::Local;
+        p.contact_params = phone.instance.as_ref().map(|i| format!(";+sip.instance=\"<{i}>\"")).unwrap_or_default();
+        while !stop.load(Ordering::SeqCst) {
+            // Each REGISTER carries Authorization (cached challenge, nc+1), like a phone's
+            // refresh; a new challenge is answered inside.
+            phone.ua.reuse_nonce = true;
+            let sent = Instant::now();
+            let r = phone.ua.register_with(&p).await;
+            let received = Instant::now();
+            let status = r.status().unwrap_or(0);
+            if status == 200 {
+                oks.fetch_add(1, Ordering::SeqCst);
+            }
+            samples.push(Sample { sent, received, status, reason: r.reason().unwrap_or("").to_string(), raw: r.raw.clone() });
+            while let Some(m) = phone.ua.queue.pop_front() {
+                phone.handle(m).await;
+            }
+        }
+        phone.poll(Duration::from_millis(50)).await;
+        (phone, samples)
+    })
 }

@@ -15,7 +15,7 @@ async fn reset_password_keeps_bindings_and_sends_nothing() {
     admin.create_user_with_password("alice", "1001", Some("old-Passw0rd")).await;
     let d1 = create_device(&admin, &new_mac(), "alice", "1001", Vendor::Yealink).await;
     let d2 = create_device(&admin, &new_mac(), "alice", "1001", Vendor::Poly).await;
-    let mut p1 = registered_phone(&srv, &d1, Transport::Udp).await;
+    let p1 = registered_phone(&srv, &d1, Transport::Udp).await;
     let mut p2 = registered_phone(&srv, &d2, Transport::Tcp).await;
     p2.challenge_notify = Some("PolycomSPIP".into());
 

@@ -91,9 +91,11 @@ async fn sign_out_notify_is_accepted_by_a_phone_that_challenges_it() {
         PhoneEvent::NotifyAuthFailed { reason, .. } => Some(reason.clone()),
         _ => None,
     }).collect();
+    let (_, new_secret, _) = admin.sip_credentials(&d.mac).await;
+    let diagnosis = diagnose_notify_auth(&p, "PolycomSPIP", &[("the secret the phone holds (before the action)", &d.sip_pass), ("the new secret issued by the action", &new_secret)]);
     assert!(
         !p.notifies.is_empty(),
-        "the challenging phone did not accept the sign-out NOTIFY (its Authorization checks: {auth:?}, refusals: {refused:?}); report {report}"
+        "the challenging phone did not accept the sign-out NOTIFY (its Authorization checks: {auth:?}, refusals: {refused:?}); report {report}; {diagnosis}"
     );
     assert_check_sync(&srv, &p, Vendor::Poly, &p.notifies[0]);
     assert!(auth.iter().all(|r| r.is_ok()), "NOTIFY Authorization checks: {auth:?}");
