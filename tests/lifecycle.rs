@@ -34,3 +34,6 @@ mod rotate;
 mod unreachable;
 #[path = "lifecycle/timing.rs"]
 mod timing;
+/// The reg event package (RFC 3680) on its own.
+#[path = "lifecycle/reg_event.rs"]
+mod reg_event;

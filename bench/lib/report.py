@@ -124,6 +124,11 @@ def main():
             notes.append(f"Noise: CPU seconds used by other processes during a final run (median): deskline's runs "
                          f"{d.get('other_cpu_s')}, Kamailio's {k.get('other_cpu_s')} (of {2 * cap['durations']['final']} available);"
                          f" above ~1 CPU-s per 25 s run the run was disturbed (BASELINE.md).")
+            nz = cap.get("noise")
+            if nz:
+                notes.append(f"Noise gate: a run during which other processes used more than {nz['max_frac']:.0%} of the "
+                             f"machine's CPU was repeated ({nz['retried']} repeats, {nz['waited_s']:.0f} s waited); "
+                             f"{nz['kept_disturbed']} disturbed runs had to be kept.")
             if not d.get("passed") or not k.get("passed"):
                 notes.append("Warning: the median of the final runs did not pass at the lowest rate tried for "
                              + ", ".join(n for n, s in cap["servers"].items() if not s.get("passed")) + ".")
