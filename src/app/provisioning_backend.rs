@@ -59,21 +59,17 @@ impl ProvisioningBackend for DirectoryBackend {
     }
 
     fn record_fetch(&self, mac: &Mac, fetch: ConfigFetch) {
-        let (directory, events, mac) = (self.directory.clone(), self.events.clone(), mac.clone());
-        tokio::spawn(async move {
-            let record = ConfigFetchRecord {
-                at: crate::events::now_rfc3339(),
-                address: fetch.address.to_string(),
-                user_agent: fetch.user_agent.clone(),
-                file: fetch.file.clone(),
-            };
-            let vendor = fetch.vendor.map(|v| v.as_str().to_owned());
-            let carries_state = fetch.carries_state();
-            match directory
-                .record_fetch(&mac, record, carries_state, vendor.clone(), fetch.model.clone(), fetch.firmware.clone())
-                .await
-            {
-                Ok(was_pending) => {
+        let record = ConfigFetchRecord {
+            at: crate::events::now_rfc3339(),
+            address: fetch.address.to_string(),
+            user_agent: fetch.user_agent.clone(),
+            file: fetch.file.clone(),
+        };
+        let vendor = fetch.vendor.map(|v| v.as_str().to_owned());
+        let carries_state = fetch.carries_state();
+        match self.directory.record_fetch(mac, record, carries_state, vendor.clone(), fetch.model.clone(), fetch.firmware.clone()) {
+            Ok(was_pending) => {
+                if self.events.has_listeners() {
                     let mut e = Event::new("config_fetched")
                         .with("mac", mac.to_string())
                         .with("file", fetch.file)
@@ -81,14 +77,14 @@ impl ProvisioningBackend for DirectoryBackend {
                     if let Some(v) = vendor {
                         e = e.with("vendor", v);
                     }
-                    events.publish(e);
-                    if was_pending {
-                        events.publish(Event::new("resync_done").with("mac", mac.to_string()).with("via", "config_fetch"));
-                    }
+                    self.events.publish(e);
                 }
-                Err(e) => tracing::warn!(%mac, error = %e, "config fetch not recorded"),
+                if was_pending {
+                    self.events.publish(Event::new("resync_done").with("mac", mac.to_string()).with("via", "config_fetch"));
+                }
             }
-        });
+            Err(e) => tracing::warn!(%mac, error = %e, "config fetch not recorded"),
+        }
     }
 
     fn store_upload(&self, mac: &Mac, file_name: &str, body: &[u8]) -> Result<(), String> {

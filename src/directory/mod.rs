@@ -395,8 +395,9 @@ impl Directory {
     }
 
     /// Records a config fetch; a fetch of the file that carries the device's state
-    /// (`carries_state`) clears "resync pending". Returns whether it cleared it.
-    pub async fn record_fetch(
+    /// (`carries_state`) clears "resync pending". Returns whether it cleared it. This is soft state
+    /// written on every fetch: memory at once, the store without waiting and without an fsync.
+    pub fn record_fetch(
         &self,
         mac: &Mac,
         fetch: ConfigFetchRecord,
@@ -405,19 +406,22 @@ impl Directory {
         model: Option<String>,
         firmware: Option<String>,
     ) -> Result<bool, DirectoryError> {
-        let mut was_pending = false;
-        self.update_device(mac, |d| {
-            if carries_state {
-                was_pending = d.resync_pending;
-                d.resync_pending = false;
-            }
-            d.last_config_fetch = Some(fetch);
-            d.vendor = vendor.or(d.vendor.take());
-            d.model = model.or(d.model.take());
-            d.firmware = firmware.or(d.firmware.take());
-            Ok(true)
-        })
-        .await?;
+        let mut state = self.state.write();
+        let device = state.devices.get_mut(mac).ok_or_else(|| DirectoryError::NotFound(format!("device {mac}")))?;
+        let was_pending = carries_state && device.resync_pending;
+        if carries_state {
+            device.resync_pending = false;
+        }
+        device.last_config_fetch = Some(fetch);
+        device.vendor = vendor.or(device.vendor.take());
+        device.model = model.or(device.model.take());
+        device.firmware = firmware.or(device.firmware.take());
+        let op = match records::put_device(&self.cipher, device) {
+            StoreOp::PutDevice { mac, doc } => StoreOp::PutDeviceSoft { mac, doc },
+            other => other,
+        };
+        // Queued while the state lock is held: the store sees device writes in memory's order.
+        self.store.submit(vec![op], store::Completion::None);
         Ok(was_pending)
     }
 

@@ -40,7 +40,7 @@ pub enum StoreError {
 impl StoreOp {
     /// Bindings are soft state (phones refresh them); everything else is the directory.
     fn is_binding(&self) -> bool {
-        matches!(self, StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. })
+        matches!(self, StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. } | StoreOp::PutDeviceSoft { .. })
     }
 }
 
@@ -57,6 +57,9 @@ pub enum StoreOp {
     PutUser { username: String, doc: String },
     DeleteUser { username: String },
     PutDevice { mac: String, doc: String },
+    /// A device change that is soft state (its last config fetch, last contact): written like a
+    /// binding, without an fsync of its own.
+    PutDeviceSoft { mac: String, doc: String },
     DeleteDevice { mac: String },
     PutBinding { aor: String, key: String, expires_at: u64, doc: String },
     DeleteBinding { aor: String, key: String },
@@ -303,7 +306,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> Result<(), StoreError>
         StoreOp::DeleteUser { username } => {
             tx.prepare_cached("DELETE FROM users WHERE username = ?1")?.execute(params![username])?;
         }
-        StoreOp::PutDevice { mac, doc } => {
+        StoreOp::PutDevice { mac, doc } | StoreOp::PutDeviceSoft { mac, doc } => {
             tx.prepare_cached("INSERT OR REPLACE INTO devices (mac, doc) VALUES (?1, ?2)")?
                 .execute(params![mac, doc])?;
         }

@@ -181,7 +181,7 @@ impl ProvisioningService {
             firmware: ua.and_then(|u| u.firmware),
             file: name.to_owned(),
         };
-        tracing::info!(target: "deskline::provisioning", %mac, file = %name, %vendor, source = %req.remote, state = view.state.as_str(), "config fetched");
+        tracing::debug!(target: "deskline::provisioning", %mac, file = %name, %vendor, source = %req.remote, state = view.state.as_str(), "config fetched");
         self.backend.record_fetch(mac, fetch);
         self.file_reply(Some(vendor), req, rendered)
     }
