@@ -178,7 +178,13 @@ pub fn provisioning_request(data: &[u8]) {
     let _ = file_name(path);
     if let Some(ua) = ua.as_deref() {
         let _ = parse_user_agent(ua);
-        let _ = Mac::find_in(ua);
+        // Finding 1 (bench/robustness/README.md): Mac::find_in panics on non-ASCII text
+        // (src/directory/mac.rs slices at a byte offset that can fall inside a character). Kept
+        // to ASCII here so the rest keeps being fuzzed; tests/fuzz_regressions.rs
+        // `mac_find_in_non_ascii` covers it. Drop the guard once it is fixed.
+        if ua.is_ascii() || std::env::var_os("FUZZ_MAC_FIND_IN_ANY").is_some() {
+            let _ = Mac::find_in(ua);
+        }
     }
     if let Some(a) = authorization.as_deref() {
         let _ = parse_digest(a);

@@ -88,19 +88,21 @@ def main():
     if cap:
         d, k = cap["servers"].get("deskline"), cap["servers"].get("kamailio")
         if d and k:
+            valid = d.get("passed") and k.get("passed")
+            cv = (lambda ok: verdict(ok)) if valid else (lambda ok: "invalid: final runs failed (noise?)")
             r = ratio(d["register_s"], k["register_s"])
             p(f"| REGISTER with digest auth over UDP, highest rate with < 0.1 % failed (REGISTER/s = 2 × calls/s; median of "
               f"{d['runs']}) | {fmt(d['register_s'])} ({fmt(d['calls_s'])} calls/s at target {fmt(d['target_calls_s'])}"
               f"{'; sipp-limited' if d.get('sipp_limited') else ''}) | {fmt(k['register_s'])} ({fmt(k['calls_s'])} calls/s at target "
               f"{fmt(k['target_calls_s'])}{'; sipp-limited' if k.get('sipp_limited') else ''}) | {fmt(r, 2)} | ≥ 1.5 × Kamailio | "
-              f"{verdict(r >= 1.5 if r else None)} |")
+              f"{cv(r >= 1.5 if r else None)} |")
             r = ratio(d["reg_per_cpu_s"], k["reg_per_cpu_s"])
             p(f"| REGISTERs per server CPU-second (at that rate; median [min-max]) | {fmt(d['reg_per_cpu_s'])} "
               f"[{fmt(d['reg_per_cpu_s_range'][0])}-{fmt(d['reg_per_cpu_s_range'][1])}] = "
               f"{fmt(1e6 / d['reg_per_cpu_s'] if d['reg_per_cpu_s'] else None, 1)} µs each | {fmt(k['reg_per_cpu_s'])} "
               f"[{fmt(k['reg_per_cpu_s_range'][0])}-{fmt(k['reg_per_cpu_s_range'][1])}] = "
               f"{fmt(1e6 / k['reg_per_cpu_s'] if k['reg_per_cpu_s'] else None, 1)} µs | {fmt(r, 2)} | ≥ 1.5 × Kamailio | "
-              f"{verdict(r >= 1.5 if r else None)} |")
+              f"{cv(r >= 1.5 if r else None)} |")
             r50 = ratio(d.get("p50_ms"), k.get("p50_ms"))
             r99 = ratio(d.get("p99_ms"), k.get("p99_ms"))
             p(f"| p50 latency of a REGISTER transaction at half of capacity ({d.get('latency_calls_s')} / "

@@ -30,8 +30,8 @@ async def main():
     ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
     t0 = time.time()
     jobs = [(i, False) for i in range(ntcp)] + [(ntcp + i, True) for i in range(ntls)]
-    for k in range(0, len(jobs), 500):
-        await asyncio.gather(*(one(i, tls, ctx) for i, tls in jobs[k:k + 500]))
+    for k in range(0, len(jobs), 100):
+        await asyncio.gather(*(one(i, tls, ctx) for i, tls in jobs[k:k + 100]))
     print(f"OPEN tcp+tls={state['open']} (asked {ntcp} tcp + {ntls} tls) failed={state['failed']} in {time.time()-t0:.1f} s {dict(list(state['errs'].items())[:3])}", flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

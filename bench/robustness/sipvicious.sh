@@ -5,6 +5,7 @@
 #  2. svcrack against a real extension (1000, password pw1000): a 17-word list with the password
 #     13th, and a 2000-word list with it last; must not find it; the source must be throttled
 #     (503 + Retry-After) after a few failures; the guess rate achieved is logged.
+#     guess.py: a guesser that ignores the 503s keeps going for 60 s: the guess rate it achieves.
 #  3. 10,000 guessed MACs (vendor file names) fetched over one HTTPS keep-alive connection with no
 #     proof: 0 configs, 0 secrets, identical answers for known and unknown MACs (macscan.py).
 #
@@ -79,6 +80,12 @@ if grep -q '^SIP/2.0 503' "$WORK/throttled.txt" && grep -qi '^Retry-After: *[0-9
 else
   fail "throttled source answer: $(head -1 "$WORK/throttled.txt" | tr -d '\r')"
 fi
+
+log "2c. a persistent guesser that ignores the 503s (guess.py, 60 s from 127.0.0.3)"
+python3 "$RB_DIR/guess.py" 127.0.0.1 "$SIP_PORT" 1001 60 127.0.0.3 | tee "$WORK/guess.txt"
+gc=$(sed -n 's/^RESULT checked=\([0-9]*\).*/\1/p' "$WORK/guess.txt"); gr=$(sed -n 's/.*rate_per_min=\([0-9.]*\).*/\1/p' "$WORK/guess.txt")
+[ "${gc:-999}" -le 25 ] && pass "persistent guesser: $gc guesses checked in 60 s ($gr/min; the rest answered 503 + Retry-After)" \
+  || fail "persistent guesser: $gc guesses checked in 60 s ($gr/min)"
 
 log "3. 10,000 guessed MACs over HTTPS keep-alive, no proof"
 python3 "$RB_DIR/macscan.py" "$PROV" 10000 | tee "$WORK/macscan.txt"

@@ -241,8 +241,7 @@ fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
 
 /// Largest number of submissions folded into one transaction.
 const MAX_BATCH: usize = 4096;
-/// How long the writer gathers submissions before a commit.
-const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_micros(500);
+
 
 fn writer_loop(
     mut conn: Connection,
@@ -254,13 +253,11 @@ fn writer_loop(
     let mut batch: Vec<Submission> = Vec::with_capacity(MAX_BATCH);
     let mut full_sync = true;
     while let Ok(first) = rx.recv() {
-        // Gather for up to COMMIT_WINDOW after the first write: under load one commit then
-        // carries many REGISTERs (a commit costs tens of microseconds whatever it holds), at
-        // the price of at most that much latency.
-        let deadline = Instant::now() + COMMIT_WINDOW;
+        // Take whatever queued up meanwhile: while one commit runs, the next batch gathers, so
+        // under load one commit carries many REGISTERs and at low load nothing waits.
         batch.push(first);
         while batch.len() < MAX_BATCH {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match rx.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }

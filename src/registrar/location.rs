@@ -83,7 +83,9 @@ impl LocationTable {
                         let aor = AddressOfRecord(aor);
                         heap.push(Reverse((b.expires_at, aor.clone(), b.key.clone())));
                         table.metrics.registrations.get_or_create(&label(b.flow.transport)).inc();
-                        table.map.entry(aor).or_default().push(b);
+                        let mut entry = table.map.entry(aor).or_default();
+                        entry.reserve_exact(1);
+                        entry.push(b);
                     }
                     _ => stale.push(StoreOp::DeleteBinding { aor, key }),
                 }

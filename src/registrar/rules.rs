@@ -146,6 +146,9 @@ fn update(
             }
             (None, _) => {
                 let fresh = new_binding(u, facts, facts.now);
+                // Most addresses of record hold one binding: grow by one, not to Vec's default
+                // of four (a binding is ~350 bytes; memory per phone is a bar).
+                bindings.reserve_exact(1);
                 bindings.push(fresh.clone());
                 changes.added.push(fresh);
             }

@@ -18,6 +18,9 @@ use crate::sip::message::MAX_MESSAGE_SIZE;
 /// overloaded (at ~20 µs each, about 80 ms of backlog).
 const OVERLOAD_STREAK: usize = 4096;
 
+/// Receive (and send) buffer asked of the kernel.
+const RECV_BUFFER: usize = 4 << 20;
+
 /// A bound UDP listener.
 pub struct UdpListener {
     socket: UdpSocket,
@@ -27,7 +30,16 @@ pub struct UdpListener {
 
 impl UdpListener {
     pub fn bind(addr: SocketAddr) -> std::io::Result<UdpListener> {
-        let std_socket = std::net::UdpSocket::bind(addr)?;
+        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        // Bursts of REGISTERs (a site's phones after a power cut) outrun the default ~200 KiB
+        // buffer; the kernel caps this at net.core.rmem_max.
+        let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+        let _ = socket.set_send_buffer_size(RECV_BUFFER);
+        socket.bind(&addr.into())?;
+        let std_socket: std::net::UdpSocket = socket.into();
         std_socket.set_nonblocking(true)?;
         let sender = Arc::new(std_socket.try_clone()?);
         let local = std_socket.local_addr()?;
