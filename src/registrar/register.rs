@@ -139,7 +139,7 @@ impl Registrar {
     fn response_bytes(&self, req: &Request, inbound: &Inbound, r: Refusal) -> Bytes {
         let mut b = ResponseBuilder::new(r.code, r.reason, &req.headers, inbound.flow.remote);
         for (name, value) in &r.headers {
-            b.header_mut(name, value);
+            b.header_str(name, value);
         }
         b.finish()
     }
@@ -325,12 +325,12 @@ impl Registrar {
     fn ok_response(&self, req: &Request, inbound: &Inbound, bindings: &[Binding], now: u64) -> Bytes {
         let mut b = ResponseBuilder::new(200, None, &req.headers, inbound.flow.remote);
         for binding in bindings {
-            b.header_mut("Contact", format_args!("<{}>;expires={}", binding.contact, binding.expires_in(now)));
+            b.contact_with_expires(&binding.contact, binding.expires_in(now));
         }
         for path in req.headers.get_all("Path") {
-            b.header_mut("Path", path);
+            b.header_str("Path", path);
         }
-        b.header_mut("Date", date_now());
+        b.header_str("Date", &date_now());
         b.finish()
     }
 

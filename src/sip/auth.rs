@@ -117,13 +117,18 @@ impl DigestAuthority {
         self.algorithms
             .iter()
             .map(|alg| {
-                format!(
-                    "Digest realm=\"{}\", nonce=\"{}\", algorithm={}, qop=\"auth\"{}",
-                    self.realm,
-                    nonce,
-                    alg.as_str(),
-                    if stale { ", stale=true" } else { "" }
-                )
+                let mut v = String::with_capacity(128);
+                v.push_str("Digest realm=\"");
+                v.push_str(&self.realm);
+                v.push_str("\", nonce=\"");
+                v.push_str(&nonce);
+                v.push_str("\", algorithm=");
+                v.push_str(alg.as_str());
+                v.push_str(", qop=\"auth\"");
+                if stale {
+                    v.push_str(", stale=true");
+                }
+                v
             })
             .collect()
     }
