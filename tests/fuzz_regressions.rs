@@ -103,3 +103,26 @@ fn mac_find_in_non_ascii() {
     let ua = String::from_utf8_lossy(&data).split('\n').nth(1).unwrap_or_default().to_owned();
     assert!(std::panic::catch_unwind(|| Mac::find_in(&ua)).is_ok(), "Mac::find_in panicked on the fuzzer's input");
 }
+
+/// Finding 2 of the provisioning_request fuzz target (2026-11-27): `DeviceAuthenticator::verify`
+/// with a non-ASCII `Authorization` value that does not parse as digest slices `header[..7]`
+/// (src/provisioning/device_auth.rs, verify_digest) inside a character and panics. Not reachable
+/// through the HTTPS server today (server.rs reads headers with `HeaderValue::to_str`, which
+/// refuses non-ASCII), but any other caller of the public API can hit it. Fuzzer input:
+/// `fuzz/findings/provisioning_request/device-auth-digest-char-boundary.bin`.
+/// Ignored until fixed (use `header.get(..7)`): then remove the `#[ignore]`.
+#[test]
+#[ignore = "open finding: DeviceAuthenticator::verify panics on a non-ASCII Authorization (src/provisioning/device_auth.rs)"]
+fn device_auth_non_ascii_authorization() {
+    use deskline::directory::mac::Mac;
+    use deskline::provisioning::device_auth::{Credentials, DeviceAuthenticator};
+    let auth = DeviceAuthenticator::new(&["digest".to_owned()]);
+    let mac: Mac = "805ec0a1b2c3".parse().unwrap();
+    for header in ["Digest\u{fffd}", "Digest\u{e9}x", "Dige\u{fffd}"] {
+        let creds = Credentials { peer_certificate: None, authorization: Some(header), method: "GET", uri: "/805ec0a1b2c3.cfg" };
+        let r = std::panic::catch_unwind(|| {
+            let _ = auth.verify(&mac, &creds, |_| Some("secret".to_owned()));
+        });
+        assert!(r.is_ok(), "DeviceAuthenticator::verify panicked on Authorization {header:?}");
+    }
+}

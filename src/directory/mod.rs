@@ -51,7 +51,13 @@ pub struct Directory {
     cipher: SecretCipher,
     /// Serialises changes so each one is durable before the next starts.
     writer: tokio::sync::Mutex<()>,
+    /// When each device's last config fetch was last written to the store: a phone fetching
+    /// every few seconds is recorded in memory each time, in the store at most once a minute.
+    fetch_written: dashmap::DashMap<Mac, std::time::Instant>,
 }
+
+/// How often a device's fetch record reaches the store when nothing else about it changed.
+const FETCH_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
@@ -75,7 +81,13 @@ impl Directory {
             state.by_sip_username.insert(device.credentials.username.clone(), device.mac.clone());
             state.devices.insert(device.mac.clone(), device);
         }
-        Ok(Directory { state: RwLock::new(state), store, cipher, writer: tokio::sync::Mutex::new(()) })
+        Ok(Directory {
+            state: RwLock::new(state),
+            store,
+            cipher,
+            writer: tokio::sync::Mutex::new(()),
+            fetch_written: dashmap::DashMap::new(),
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -412,10 +424,17 @@ impl Directory {
         if carries_state {
             device.resync_pending = false;
         }
+        let identity = (device.vendor.clone(), device.model.clone(), device.firmware.clone());
         device.last_config_fetch = Some(fetch);
         device.vendor = vendor.or(device.vendor.take());
         device.model = model.or(device.model.take());
         device.firmware = firmware.or(device.firmware.take());
+        let changed = was_pending || identity != (device.vendor.clone(), device.model.clone(), device.firmware.clone());
+        let recent = self.fetch_written.get(mac).is_some_and(|at| at.elapsed() < FETCH_WRITE_INTERVAL);
+        if recent && !changed {
+            return Ok(false);
+        }
+        self.fetch_written.insert(mac.clone(), std::time::Instant::now());
         let op = match records::put_device(&self.cipher, device) {
             StoreOp::PutDevice { mac, doc } => StoreOp::PutDeviceSoft { mac, doc },
             other => other,

@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 
 use crate::directory::mac::Mac;
 use crate::provisioning::backend::ConfigFetch;
@@ -198,7 +197,7 @@ impl ProvisioningService {
     }
 
     fn file_reply(&self, vendor: Option<Vendor>, req: &FetchRequest<'_>, rendered: Rendered) -> Reply {
-        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(rendered.body.as_bytes()))[..32]);
+        let etag = rendered.etag;
         if req.if_none_match.is_some_and(|header| etag_matches(header, &etag)) {
             return self.outcome(vendor, "not_modified", Reply::NotModified { etag });
         }

@@ -65,6 +65,17 @@ pub enum RenderError {
     Missing { vendor: Vendor, file: String },
 }
 
+/// A hash of a device view as one template renders it (SipHash with a per-process key).
+fn view_hash(view: &DeviceView, vendor: Vendor, model: Option<&str>) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+    let mut h = STATE.get_or_init(Default::default).build_hasher();
+    view.hash(&mut h);
+    vendor.hash(&mut h);
+    model.hash(&mut h);
+    h.finish()
+}
+
 /// A rendered file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -72,18 +83,26 @@ pub struct Rendered {
     pub format: Format,
     /// The template that produced it.
     pub template: String,
+    /// A strong ETag of the body (phones compare checksums; `If-None-Match` gets 304).
+    pub etag: String,
 }
 
 pub struct Renderer {
     env: Environment<'static>,
     names: BTreeSet<String>,
+    /// Device files already rendered, by template and a hash of everything the template sees:
+    /// the same state gives the same bytes, so they are rendered once, not on every fetch.
+    cache: dashmap::DashMap<(String, u64), Rendered>,
 }
+
+/// Entries kept before the render cache starts over (a few KiB each).
+const CACHE_LIMIT: usize = 50_000;
 
 impl Renderer {
     /// Loads (and compiles) every template of `templates/<vendor>/` and of `overrides`; syntax
     /// errors surface here.
     pub fn load(templates: &Path, overrides: Option<&Path>) -> Result<Renderer, RenderError> {
-        let mut renderer = Renderer { env: environment(), names: BTreeSet::new() };
+        let mut renderer = Renderer { env: environment(), names: BTreeSet::new(), cache: dashmap::DashMap::new() };
         if !templates.is_dir() {
             let source = std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory");
             return Err(RenderError::Io { path: templates.to_owned(), source });
@@ -101,7 +120,7 @@ impl Renderer {
     /// The templates shipped in `provisioning-templates/`, compiled into the binary (for a server
     /// started away from its source folder), plus the operator's `overrides`.
     pub fn builtin(overrides: Option<&Path>) -> Result<Renderer, RenderError> {
-        let mut renderer = Renderer { env: environment(), names: BTreeSet::new() };
+        let mut renderer = Renderer { env: environment(), names: BTreeSet::new(), cache: dashmap::DashMap::new() };
         for (name, source) in BUILTIN {
             renderer.add((*name).to_owned(), (*source).to_owned())?;
         }
@@ -184,7 +203,16 @@ impl Renderer {
         let name = self
             .find(vendor, file, model, Some(&view.mac))
             .ok_or_else(|| RenderError::Missing { vendor, file: file.to_owned() })?;
-        self.render_named(name, DeviceContext::new(view, vendor, model))
+        let key = (name.to_owned(), view_hash(view, vendor, model));
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit.clone());
+        }
+        let rendered = self.render_named(name, DeviceContext::new(view, vendor, model))?;
+        if self.cache.len() >= CACHE_LIMIT {
+            self.cache.clear();
+        }
+        self.cache.insert(key, rendered.clone());
+        Ok(rendered)
     }
 
     /// Renders a bootstrap file.
@@ -202,7 +230,11 @@ impl Renderer {
         if format == Format::Xml {
             check_well_formed(&body).map_err(|message| RenderError::IllFormedXml { name: name.to_owned(), message })?;
         }
-        Ok(Rendered { body, format, template: name.to_owned() })
+        let etag = {
+            use sha2::Digest;
+            format!("\"{}\"", &hex::encode(sha2::Sha256::digest(body.as_bytes()))[..32])
+        };
+        Ok(Rendered { body, format, template: name.to_owned(), etag })
     }
 
     /// Renders every template against sample devices in all three states (common templates

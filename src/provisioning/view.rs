@@ -35,7 +35,7 @@ impl DeviceState {
 }
 
 /// The SIP line a device registers. `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct LineView {
     /// The user part of the address of record (`1001`).
     pub extension: String,
@@ -71,7 +71,7 @@ impl fmt::Debug for LineView {
 }
 
 /// Everything the templates need for one device.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DeviceView {
     pub mac: Mac,
     /// The vendor recorded on the device (set by an admin or detected earlier), if any.
