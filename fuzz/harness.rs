@@ -181,6 +181,7 @@ pub fn provisioning_request(data: &[u8]) {
 
     // The pure parsers.
     let class = classify(path, ua.as_deref());
+    let _ = classify(&path.to_ascii_uppercase(), ua.as_deref());
     if let Some(raw_ua) = text.splitn(6, '\n').nth(1) {
         let _ = parse_user_agent(raw_ua);
         let _ = classify(path, Some(raw_ua));
@@ -232,8 +233,10 @@ pub fn provisioning_request(data: &[u8]) {
             "device file served without proof: {path:?} -> {reply:?}"
         );
     }
-    // Known and unknown MAC must be indistinguishable without proof.
-    if path.contains(KNOWN_MAC) {
+    // Known and unknown MAC must be indistinguishable without proof (for MAC-named files: a
+    // common file may echo its request path, MAC-looking directory names included).
+    let mac_named = matches!(class, FileRequest::Device { .. } | FileRequest::Upload { .. });
+    if mac_named && path.contains(KNOWN_MAC) {
         let other_path = path.replace(KNOWN_MAC, UNKNOWN_MAC);
         let other = FetchRequest { path: &other_path, target: &other_path, ..req };
         let reply2 = svc.handle_get(&other);

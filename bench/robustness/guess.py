@@ -25,7 +25,9 @@ while time.time() - t0 < secs:
             ch = re.search(r"^WWW-Authenticate:\s*Digest\s+(.*)$", r, re.M | re.I).group(1)
             p = dict((k.lower(), v.strip('"')) for k, v in re.findall(r'(\w+)=("[^"]*"|[^,\s]+)', ch))
             uri = f"sip:{dom}"; cn = os.urandom(4).hex()
-            resp = md5(f"{md5(f'{user}:{p['realm']}:wrong{n}')}:{p['nonce']}:00000001:{cn}:auth:{md5(f'REGISTER:{uri}')}")
+            realm, nonce = p["realm"], p["nonce"]
+            ha1 = md5(f"{user}:{realm}:wrong{n}"); ha2 = md5(f"REGISTER:{uri}")
+            resp = md5(f"{ha1}:{nonce}:00000001:{cn}:auth:{ha2}")
             s.send(req(2 * n + 1, f'Authorization: Digest username="{user}", realm="{p["realm"]}", nonce="{p["nonce"]}", uri="{uri}", '
                                   f'response="{resp}", algorithm=MD5, qop=auth, nc=00000001, cnonce="{cn}"\r\n'))
             r = s.recv(65535).decode(errors="replace"); code = int(r.split(" ", 2)[1])

@@ -63,14 +63,16 @@ alive=1; kill -0 "$DESKLINE_PID" 2>/dev/null || alive=0
 DROPS=$(( $(udp_drops "$SIP_PORT") - D0 ))
 info "datagrams dropped by the kernel at deskline's UDP socket (receive buffer full): $DROPS"
 m503=$(( $(rb_metric 'deskline_register_responses_total\{status="503"\}') - m503_0 ))
-e503=$(grep -c '^SIP/2.0 503' "$WORK/overload.errors.log" 2>/dev/null); e503=${e503:-0}
-eRA=$(grep -A20 '^SIP/2.0 503' "$WORK/overload.errors.log" 2>/dev/null | grep -ci '^Retry-After:'); eRA=${eRA:-0}
-reasons=$(grep '^SIP/2.0 503' "$WORK/overload.errors.log" 2>/dev/null | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+# sipp (-nd) logs each unexpected answer with the whole message: "... received 'SIP/2.0 503 ..."
+# (or "Dead call ... received '...") and its header lines; only 503s carry Retry-After here.
+e503=$(grep -o "SIP/2.0 503" "$WORK/overload.errors.log" 2>/dev/null | wc -l)
+eRA=$(grep -ci '^Retry-After: *[0-9]' "$WORK/overload.errors.log" 2>/dev/null); eRA=${eRA:-0}
+reasons=$(grep -o "SIP/2.0 503[^']*" "$WORK/overload.errors.log" 2>/dev/null | sort | uniq -c | tr -s ' ' | tr '\n' ';')
 RSSMAX=$(awk '$2>m{m=$2} END{print m+0}' "$WORK/rss.txt")
 RSSEND=$(tail -1 "$WORK/rss.txt" | awk '{print $2}')
 # growth over the second half of the run (KiB/s): bounded means ~flat
 SLOPE=$(awk '{t[NR]=$1; r[NR]=$2} END { h=int(NR/2); if (NR-h<2) {print 0; exit}; printf "%.0f\n", (r[NR]-r[h+1])/((t[NR]-t[h+1])>0?(t[NR]-t[h+1]):1) }' "$WORK/rss.txt")
-info "sipp at $OVER calls/s: successful=$ok failed=$failed; server alive=$alive"
+info "sipp at $OVER calls/s: successful=$ok failed=$failed (goodput $((ok / SECS)) calls/s vs capacity $CAP); server alive=$alive"
 info "503 answers: $m503 (metrics deskline_register_responses_total{status=\"503\"}), $e503 seen by sipp, $eRA of them with Retry-After; reasons: ${reasons:-none}"
 info "RSS KiB: before $RSS0, max $RSSMAX, end $RSSEND, slope over the 2nd half ${SLOPE} KiB/s"
 [ "$alive" = 1 ] && pass "no crash at 3x capacity ($OVER calls/s offered, $ok calls succeeded)" || fail "deskline died under 3x capacity"

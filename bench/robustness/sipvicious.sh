@@ -84,7 +84,7 @@ fi
 log "2c. a persistent guesser that ignores the 503s (guess.py, 60 s from 127.0.0.3)"
 python3 "$RB_DIR/guess.py" 127.0.0.1 "$SIP_PORT" 1001 60 127.0.0.3 | tee "$WORK/guess.txt"
 gc=$(sed -n 's/^RESULT checked=\([0-9]*\).*/\1/p' "$WORK/guess.txt"); gr=$(sed -n 's/.*rate_per_min=\([0-9.]*\).*/\1/p' "$WORK/guess.txt")
-[ "${gc:-999}" -le 25 ] && pass "persistent guesser: $gc guesses checked in 60 s ($gr/min; the rest answered 503 + Retry-After)" \
+[ -n "$gc" ] && [ "$gc" -le 25 ] && pass "persistent guesser: $gc guesses checked in 60 s ($gr/min; the rest answered 503 + Retry-After)" \
   || fail "persistent guesser: $gc guesses checked in 60 s ($gr/min)"
 
 log "3. 10,000 guessed MACs over HTTPS keep-alive, no proof"

@@ -114,7 +114,7 @@ impl DeviceAuthenticator {
     pub fn verify(&self, mac: &Mac, creds: &Credentials<'_>, secret: impl FnOnce(&Mac) -> Option<String>) -> AuthOutcome {
         if self.allow_certificate {
             if let Some(der) = creds.peer_certificate {
-                match certificate_mac(der) {
+                match certificate_mac_cached(der) {
                     Some(owner) if owner == *mac => return AuthOutcome::Proven(Proof::ClientCertificate),
                     Some(_) => return AuthOutcome::Failed("client certificate of another MAC"),
                     None => {} // a generic certificate: no proof, the phone may still use digest
@@ -283,6 +283,27 @@ pub fn parse_digest(header: &str) -> Option<Vec<(String, String)>> {
         rest = tail;
     }
     Some(params)
+}
+
+/// [`certificate_mac`], remembered per certificate: a phone sends the same one on every request
+/// of its keep-alive connection, and parsing X.509 each time was a large part of a fetch.
+fn certificate_mac_cached(der: &[u8]) -> Option<Mac> {
+    use std::hash::{BuildHasher, Hasher};
+    static SEEN: std::sync::OnceLock<(std::collections::hash_map::RandomState, dashmap::DashMap<u64, Option<Mac>>)> =
+        std::sync::OnceLock::new();
+    let (state, seen) = SEEN.get_or_init(Default::default);
+    let mut h = state.build_hasher();
+    h.write(der);
+    let key = h.finish();
+    if let Some(hit) = seen.get(&key) {
+        return hit.clone();
+    }
+    let mac = certificate_mac(der);
+    if seen.len() >= 100_000 {
+        seen.clear();
+    }
+    seen.insert(key, mac.clone());
+    mac
 }
 
 /// The MAC a client certificate's subject names (CN, or the stateOrProvince `S=` Cisco uses).
