@@ -95,6 +95,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
     crate::certs::install_crypto_provider();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+    // The store holds sealed secrets and token hashes: only deskline's user may enter the folder.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+    }
     let created = crate::certs::ensure_server_cert(&config.tls.cert, &config.tls.key)
         .map_err(|e| StartError::Certs(e.to_string()))?;
     if created {
