@@ -323,7 +323,7 @@ impl ReceivedMessage {
     pub fn to_tag(&self) -> Option<String> {
         addr_param(self.header("to")?, "tag")
     }
-    pub fn from_tag(&self) -> Option<String> {
+    pub fn tag_of_from(&self) -> Option<String> {
         addr_param(self.header("from")?, "tag")
     }
     /// Every Contact (split on commas).
