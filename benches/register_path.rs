@@ -97,7 +97,9 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    c.bench_function("DigestAuthority::challenges (401 nonce)", |b| b.iter(|| authority.challenges(black_box(now), false)));
+    c.bench_function("DigestAuthority::challenges (401 nonce)", |b| {
+        b.iter(|| authority.challenges(black_box(now), false))
+    });
 }
 
 criterion_group!(benches, bench);

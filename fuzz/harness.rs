@@ -58,7 +58,8 @@ pub fn sip_parser(data: &[u8]) {
                             }
                         }
                         Err(rejection) => {
-                            let _ = ResponseBuilder::new(rejection.code, Some(&rejection.reason), &headers, source()).finish();
+                            let _ = ResponseBuilder::new(rejection.code, Some(&rejection.reason), &headers, source())
+                                .finish();
                         }
                     }
                 }
@@ -130,7 +131,7 @@ fn service() -> &'static ProvisioningService {
         let dir = std::env::temp_dir().join(format!("deskline-fuzz-certs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let known: Mac = KNOWN_MAC.parse().expect("mac");
-        let paths = deskline::certs::init_dir(&dir, &[known.clone()]).expect("certs");
+        let paths = deskline::certs::init_dir(&dir, std::slice::from_ref(&known)).expect("certs");
         let config = ProvisioningConfig {
             templates: repo_dir().join("provisioning-templates"),
             max_upload_bytes: 4096,
@@ -149,8 +150,12 @@ fn service() -> &'static ProvisioningService {
         };
         let view = DeviceView::new(&config, known.clone(), DeviceState::Active, Some(line));
         let backend = Arc::new(MemoryBackend { known, view });
-        let tls = deskline::certs::provisioning_tls(&paths.server_cert, &paths.server_key, std::slice::from_ref(&paths.device_ca_cert))
-            .expect("provisioning tls");
+        let tls = deskline::certs::provisioning_tls(
+            &paths.server_cert,
+            &paths.server_key,
+            std::slice::from_ref(&paths.device_ca_cert),
+        )
+        .expect("provisioning tls");
         // A limit no fuzz run reaches: the throttle is not what is under test here.
         ProvisioningService::new(config, tls, backend).expect("service").with_auth_failure_limit(u32::MAX)
     })
@@ -182,7 +187,7 @@ pub fn provisioning_request(data: &[u8]) {
     // The pure parsers.
     let class = classify(path, ua.as_deref());
     let _ = classify(&path.to_ascii_uppercase(), ua.as_deref());
-    if let Some(raw_ua) = text.splitn(6, '\n').nth(1) {
+    if let Some(raw_ua) = text.split('\n').nth(1) {
         let _ = parse_user_agent(raw_ua);
         let _ = classify(path, Some(raw_ua));
     }
@@ -240,11 +245,7 @@ pub fn provisioning_request(data: &[u8]) {
         let other_path = path.replace(KNOWN_MAC, UNKNOWN_MAC);
         let other = FetchRequest { path: &other_path, target: &other_path, ..req };
         let reply2 = svc.handle_get(&other);
-        assert_eq!(
-            strip_nonce(&reply),
-            strip_nonce(&reply2),
-            "known and unknown MAC answered differently: {path:?}"
-        );
+        assert_eq!(strip_nonce(&reply), strip_nonce(&reply2), "known and unknown MAC answered differently: {path:?}");
     }
 }
 

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -175,10 +175,8 @@ fn build_server_config(
 ) -> Result<Arc<ServerConfig>, CertError> {
     install_crypto_provider();
     let chain = load_certs(cert)?;
-    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| CertError::Invalid {
-        path: key.to_owned(),
-        message: format!("no usable private key: {e}"),
-    })?;
+    let private_key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| CertError::Invalid { path: key.to_owned(), message: format!("no usable private key: {e}") })?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
     let builder = match verifier {
@@ -216,9 +214,8 @@ impl DeviceCertVerifier {
                 roots.add(ca).map_err(|e| CertError::Invalid { path: path.clone(), message: e.to_string() })?;
             }
         }
-        let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-            .allow_unauthenticated()
-            .build()?;
+        let inner =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).allow_unauthenticated().build()?;
         Ok(DeviceCertVerifier { inner })
     }
 
@@ -251,15 +248,30 @@ impl ClientCertVerifier for AnyClientCertificate {
         self.strict.root_hint_subjects()
     }
 
-    fn verify_client_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: UnixTime) -> Result<ClientCertVerified, rustls::Error> {
+    fn verify_client_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.strict.verify_tls12_signature(message, cert, dss)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.strict.verify_tls13_signature(message, cert, dss)
     }
 
@@ -300,7 +312,8 @@ fn load_or_create_ca(
     if !needs_pair(cert, key)? {
         let key_pem = read(key)?;
         let cert_pem = read(cert)?;
-        let invalid = |path: &Path, e: rcgen::Error| CertError::Invalid { path: path.to_owned(), message: e.to_string() };
+        let invalid =
+            |path: &Path, e: rcgen::Error| CertError::Invalid { path: path.to_owned(), message: e.to_string() };
         let signing_key = KeyPair::from_pem(&key_pem).map_err(|e| invalid(key, e))?;
         return Issuer::from_ca_cert_pem(&cert_pem, signing_key).map_err(|e| invalid(cert, e));
     }
@@ -411,12 +424,8 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError> 
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
     let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|e| io("create", e))?;
+    let mut file =
+        fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(|e| io("create", e))?;
     file.write_all(contents).and_then(|()| file.sync_all()).map_err(|e| io("write", e))?;
     fs::rename(&tmp, path).map_err(|e| io("rename into", e))
 }
@@ -552,7 +561,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mac: Mac = "805ec0a1b2c3".parse().unwrap();
         let paths = init_dir(dir.path(), std::slice::from_ref(&mac)).unwrap();
-        let tls = provisioning_tls(&paths.server_cert, &paths.server_key, std::slice::from_ref(&paths.device_ca_cert)).unwrap();
+        let tls = provisioning_tls(&paths.server_cert, &paths.server_key, std::slice::from_ref(&paths.device_ca_cert))
+            .unwrap();
         let device_certs = tls.device_certs.clone().unwrap();
 
         let (identity, key) = device_identity(&paths);

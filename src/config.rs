@@ -147,11 +147,7 @@ impl Default for SipConfig {
 
 impl Default for TlsConfig {
     fn default() -> Self {
-        TlsConfig {
-            cert: "./certs/server.pem".into(),
-            key: "./certs/server.key".into(),
-            device_ca: Vec::new(),
-        }
+        TlsConfig { cert: "./certs/server.pem".into(), key: "./certs/server.key".into(), device_ca: Vec::new() }
     }
 }
 
@@ -164,7 +160,8 @@ impl Default for ProvisioningConfig {
             device_auth: vec!["client-cert".into(), "digest".into()],
             resync_interval: 86400,
             short_resync_interval: 300,
-            suspended_message: "Account Suspended - Your account has been suspended. Contact the administrator of your account.".into(),
+            suspended_message:
+                "Account Suspended - Your account has been suspended. Contact the administrator of your account.".into(),
             unassigned_message: "This phone is not assigned to a user.".into(),
             sip_server: None,
             sip_transport: "tls".into(),
@@ -184,8 +181,8 @@ impl Default for AdminConfig {
 impl Config {
     /// Reads and checks a TOML file; the error names the key (and the line, from toml's message).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_owned(), message },
             other => other,
@@ -193,8 +190,8 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })?;
         config.validate()?;
         Ok(config)
     }
@@ -225,7 +222,10 @@ impl Config {
         }
         for algorithm in &self.sip.digest_algorithms {
             if !matches!(algorithm.as_str(), "SHA-256" | "MD5") {
-                return invalid("sip.digest_algorithms", &format!("unknown algorithm {algorithm:?} (known: \"SHA-256\", \"MD5\")"));
+                return invalid(
+                    "sip.digest_algorithms",
+                    &format!("unknown algorithm {algorithm:?} (known: \"SHA-256\", \"MD5\")"),
+                );
             }
         }
         if self.sip.nonce_lifetime < 10 {
@@ -233,7 +233,10 @@ impl Config {
         }
         for method in &self.provisioning.device_auth {
             if !matches!(method.as_str(), "client-cert" | "digest") {
-                return invalid("provisioning.device_auth", &format!("unknown method {method:?} (known: \"client-cert\", \"digest\")"));
+                return invalid(
+                    "provisioning.device_auth",
+                    &format!("unknown method {method:?} (known: \"client-cert\", \"digest\")"),
+                );
             }
         }
         if !matches!(self.provisioning.sip_transport.as_str(), "tls" | "tcp" | "udp") {

@@ -73,7 +73,11 @@ impl Metrics {
         let auth_failures = Counter::default();
         registry.register("auth_failures", "Failed digest authentications", auth_failures.clone());
         let request_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
-        registry.register("sip_request_latency_seconds", "Time from a SIP request to its final answer", request_latency.clone());
+        registry.register(
+            "sip_request_latency_seconds",
+            "Time from a SIP request to its final answer",
+            request_latency.clone(),
+        );
         let config_fetches = Family::<FetchLabels, Counter>::default();
         registry.register("config_fetches", "Provisioning fetches by vendor and outcome", config_fetches.clone());
         let notify_outcomes = Family::<OutcomeLabels, Counter>::default();

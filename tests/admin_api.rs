@@ -47,7 +47,11 @@ async fn tokens_and_roles() {
 
     assert_json_error("no token", &admin.with_token("").get("/api/v1/users").await, 401);
     assert_json_error("wrong token", &admin.with_token("dlt_nope").get("/api/v1/users").await, 401);
-    assert_json_error("token in query off the event stream", &admin.with_token("").get(&format!("/api/v1/users?token={}", srv.token())).await, 401);
+    assert_json_error(
+        "token in query off the event stream",
+        &admin.with_token("").get(&format!("/api/v1/users?token={}", srv.token())).await,
+        401,
+    );
 
     let viewer = admin.with_token(&token_of(&admin, "ro", "viewer").await);
     assert_eq!(viewer.get("/api/v1/users").await.0, 200);
@@ -55,11 +59,23 @@ async fn tokens_and_roles() {
     let write = viewer.post("/api/v1/users", &json!({"username": "eve", "extension": "1999"})).await;
     assert_json_error("viewer creating a user", &write, 403);
     assert_json_error("viewer deactivating", &viewer.post_empty("/api/v1/users/x/deactivate").await, 403);
-    assert_json_error("viewer minting tokens", &viewer.post("/api/v1/tokens", &json!({"name": "x", "role": "admin"})).await, 403);
+    assert_json_error(
+        "viewer minting tokens",
+        &viewer.post("/api/v1/tokens", &json!({"name": "x", "role": "admin"})).await,
+        403,
+    );
 
     let operator = admin.with_token(&token_of(&admin, "ops", "operator").await);
-    assert_json_error("operator creating a user", &operator.post("/api/v1/users", &json!({"username": "eve"})).await, 403);
-    assert_json_error("operator resync of an unknown device", &operator.post_empty("/api/v1/devices/0004f2000000/resync").await, 404);
+    assert_json_error(
+        "operator creating a user",
+        &operator.post("/api/v1/users", &json!({"username": "eve"})).await,
+        403,
+    );
+    assert_json_error(
+        "operator resync of an unknown device",
+        &operator.post_empty("/api/v1/devices/0004f2000000/resync").await,
+        404,
+    );
 
     assert_eq!(admin.post("/api/v1/tokens", &json!({"name": "ro", "role": "viewer"})).await.0, 409);
     let (status, list) = admin.get("/api/v1/tokens").await;
@@ -90,12 +106,20 @@ async fn users_devices_and_json_errors() {
     assert!(alice.get("password_hash").is_none() && !alice.to_string().contains("argon2"), "{alice}");
 
     assert_json_error("duplicate user", &admin.post("/api/v1/users", &json!({"username": "alice"})).await, 409);
-    assert_json_error("taken extension", &admin.post("/api/v1/users", &json!({"username": "al2", "extension": "1001"})).await, 409);
+    assert_json_error(
+        "taken extension",
+        &admin.post("/api/v1/users", &json!({"username": "al2", "extension": "1001"})).await,
+        409,
+    );
     assert_json_error("not JSON", &post_raw(&admin, "/api/v1/users", "{username:").await, 400);
     assert_json_error("missing field", &post_raw(&admin, "/api/v1/users", "{\"display_name\": \"x\"}").await, 400);
     assert_json_error("bad MAC", &admin.post("/api/v1/devices", &json!({"mac": "zz", "user": "alice"})).await, 422);
     assert_json_error("unknown user", &admin.user("nobody").await, 404);
-    assert_json_error("device of an unknown user", &admin.post("/api/v1/devices", &json!({"mac": "0004f2000001", "user": "bob"})).await, 404);
+    assert_json_error(
+        "device of an unknown user",
+        &admin.post("/api/v1/devices", &json!({"mac": "0004f2000001", "user": "bob"})).await,
+        404,
+    );
 
     let mac = "0004f2a1b2c3";
     let device = admin.create_device("00:04:F2:A1:B2:C3", "alice", None, None, None).await;
@@ -115,7 +139,11 @@ async fn users_devices_and_json_errors() {
     assert_json_error("bad query", &admin.get("/api/v1/devices?registered=maybe").await, 400);
 
     let viewer = admin.with_token(&token_of(&admin, "ro", "viewer").await);
-    assert_json_error("viewer reading secrets", &viewer.get(&format!("/api/v1/devices/{mac}/sip-credentials")).await, 403);
+    assert_json_error(
+        "viewer reading secrets",
+        &viewer.get(&format!("/api/v1/devices/{mac}/sip-credentials")).await,
+        403,
+    );
     let (username, password, realm) = admin.sip_credentials(mac).await;
     assert_eq!(realm, support::REALM);
     assert!(!username.is_empty() && password.len() >= 16);
@@ -129,14 +157,17 @@ async fn users_devices_and_json_errors() {
     assert_eq!(audit[0]["actor"], "admin");
 
     // Self-service login.
-    let (status, login) = admin.with_token("").post("/api/v1/login", &json!({"username": "alice", "password": "Login-alice-Pw1!"})).await;
+    let (status, login) =
+        admin.with_token("").post("/api/v1/login", &json!({"username": "alice", "password": "Login-alice-Pw1!"})).await;
     assert_eq!(status, 200, "{login}");
     let me = admin.with_token(login["token"].as_str().unwrap());
     assert_eq!(me.user("alice").await.0, 200);
     assert_eq!(me.get("/api/v1/users").await.0, 403);
-    let bad = admin.with_token("").post("/api/v1/login", &json!({"username": "alice", "password": "wrong-pw-123"})).await;
+    let bad =
+        admin.with_token("").post("/api/v1/login", &json!({"username": "alice", "password": "wrong-pw-123"})).await;
     assert_json_error("wrong password", &bad, 401);
-    let nobody = admin.with_token("").post("/api/v1/login", &json!({"username": "nobody", "password": "wrong-pw-123"})).await;
+    let nobody =
+        admin.with_token("").post("/api/v1/login", &json!({"username": "nobody", "password": "wrong-pw-123"})).await;
     assert_eq!(nobody.1, bad.1, "an unknown user looks like a wrong password");
 
     assert_eq!(admin.delete(&format!("/api/v1/devices/{mac}")).await.0, 200);
@@ -184,7 +215,9 @@ async fn registrations_listing_and_event_stream() {
     assert!(event["at"].is_string(), "{event}");
 
     let aor = format!("sip:1001@{DOMAIN}");
-    for query in [vec![("mac", "00:04:F2:C0:FF:EE")], vec![("user", "alice")], vec![("aor", "1001")], vec![("transport", "udp")]] {
+    for query in
+        [vec![("mac", "00:04:F2:C0:FF:EE")], vec![("user", "alice")], vec![("aor", "1001")], vec![("transport", "udp")]]
+    {
         let regs = admin.registrations(&query).await;
         assert_eq!(regs.len(), 1, "{query:?}: {regs:?}");
         assert_eq!(regs[0]["aor"], aor);
@@ -194,7 +227,13 @@ async fn registrations_listing_and_event_stream() {
     assert!(admin.registrations(&[("transport", "tls")]).await.is_empty());
     assert!(admin.registrations(&[("user", "bob")]).await.is_empty());
     assert_eq!(admin.registrations(&[("limit", "0")]).await.len(), 0);
-    let resp = admin.client.get(format!("{}/api/v1/registrations?limit=0", srv.admin_url())).bearer_auth(srv.token()).send().await.unwrap();
+    let resp = admin
+        .client
+        .get(format!("{}/api/v1/registrations?limit=0", srv.admin_url()))
+        .bearer_auth(srv.token())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["x-total-count"], "1", "the total before paging");
 
     let (_, device) = admin.device(mac).await;
@@ -236,7 +275,8 @@ fn check_prometheus_text(text: &str) -> Result<usize, String> {
         let (series, value) = line.rsplit_once(' ').ok_or(format!("line {n}: no value: {line:?}"))?;
         let name_end = series.find('{').unwrap_or(series.len());
         let name = &series[..name_end];
-        let valid_name = name.starts_with("deskline_") && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+        let valid_name =
+            name.starts_with("deskline_") && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
         if !valid_name {
             return Err(format!("line {n}: bad metric name {name:?}"));
         }
@@ -288,7 +328,11 @@ async fn ctl_lists_and_acts() {
             .env_remove("DESKLINE_TOKEN")
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, out, err) = ctl(&["users"]);
     assert_eq!(code, Some(0), "{err}");
@@ -299,7 +343,18 @@ async fn ctl_lists_and_acts() {
     assert_eq!(v[0]["mac"], "0004f2a1b2c3");
     // `events --follow` prints the stream: one event, then stop (--count 1).
     let follower = std::process::Command::new(support::server::deskline_bin())
-        .args(["ctl", "--url", &srv.admin_url(), "--token", srv.token(), "events", "--follow", "--count", "1", "--json"])
+        .args([
+            "ctl",
+            "--url",
+            &srv.admin_url(),
+            "--token",
+            srv.token(),
+            "events",
+            "--follow",
+            "--count",
+            "1",
+            "--json",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -41,7 +41,11 @@ fn sip_parser_seeds_and_findings_replay_cleanly() {
 #[test]
 fn provisioning_request_seeds_and_findings_replay_cleanly() {
     let files = inputs("provisioning_request");
-    assert!(files.len() >= 10, "expected the committed seeds under fuzz/seeds/provisioning_request, found {}", files.len());
+    assert!(
+        files.len() >= 10,
+        "expected the committed seeds under fuzz/seeds/provisioning_request, found {}",
+        files.len()
+    );
     for f in &files {
         let data = std::fs::read(f).unwrap();
         harness::provisioning_request(&data);
@@ -85,10 +89,8 @@ fn hand_written_edge_cases() {
 /// certificate that chains to a configured device CA). The fuzzer's input is
 /// `fuzz/findings/provisioning_request/mac-find-in-char-boundary.bin` (a Cisco SPA User-Agent
 /// `... (805EC0A1B2C` followed by 0xff bytes, read lossily as U+FFFD).
-/// Ignored until src/directory/mac.rs is fixed: then remove the `#[ignore]` (and the ASCII guard
-/// in fuzz/harness.rs).
+/// Fixed in src/directory/mac.rs (slices taken with `get`).
 #[test]
-#[ignore = "open finding: Mac::find_in panics on non-ASCII text (src/directory/mac.rs)"]
 fn mac_find_in_non_ascii() {
     use deskline::directory::mac::Mac;
     for text in [
@@ -99,7 +101,11 @@ fn mac_find_in_non_ascii() {
         let r = std::panic::catch_unwind(|| Mac::find_in(text));
         assert!(r.is_ok(), "Mac::find_in panicked on {text:?}");
     }
-    let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/findings/provisioning_request/mac-find-in-char-boundary.bin")).unwrap();
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/findings/provisioning_request/mac-find-in-char-boundary.bin"
+    ))
+    .unwrap();
     let ua = String::from_utf8_lossy(&data).split('\n').nth(1).unwrap_or_default().to_owned();
     assert!(std::panic::catch_unwind(|| Mac::find_in(&ua)).is_ok(), "Mac::find_in panicked on the fuzzer's input");
 }
@@ -110,16 +116,20 @@ fn mac_find_in_non_ascii() {
 /// through the HTTPS server today (server.rs reads headers with `HeaderValue::to_str`, which
 /// refuses non-ASCII), but any other caller of the public API can hit it. Fuzzer input:
 /// `fuzz/findings/provisioning_request/device-auth-digest-char-boundary.bin`.
-/// Ignored until fixed (use `header.get(..7)`): then remove the `#[ignore]`.
+/// Fixed in src/provisioning/device_auth.rs (`header.get(..7)`).
 #[test]
-#[ignore = "open finding: DeviceAuthenticator::verify panics on a non-ASCII Authorization (src/provisioning/device_auth.rs)"]
 fn device_auth_non_ascii_authorization() {
     use deskline::directory::mac::Mac;
     use deskline::provisioning::device_auth::{Credentials, DeviceAuthenticator};
     let auth = DeviceAuthenticator::new(&["digest".to_owned()]);
     let mac: Mac = "805ec0a1b2c3".parse().unwrap();
     for header in ["Digest\u{fffd}", "Digest\u{e9}x", "Dige\u{fffd}"] {
-        let creds = Credentials { peer_certificate: None, authorization: Some(header), method: "GET", uri: "/805ec0a1b2c3.cfg" };
+        let creds = Credentials {
+            peer_certificate: None,
+            authorization: Some(header),
+            method: "GET",
+            uri: "/805ec0a1b2c3.cfg",
+        };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _ = auth.verify(&mac, &creds, |_| Some("secret".to_owned()));
         }));

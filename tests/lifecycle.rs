@@ -12,28 +12,28 @@ mod support;
 #[path = "lifecycle/common.rs"]
 mod common;
 
-#[path = "lifecycle/reset_password.rs"]
-mod reset_password;
 #[path = "lifecycle/deactivate.rs"]
 mod deactivate;
-#[path = "lifecycle/race.rs"]
-mod race;
-#[path = "lifecycle/restart.rs"]
-mod restart;
-#[path = "lifecycle/reactivate.rs"]
-mod reactivate;
-#[path = "lifecycle/sign_out.rs"]
-mod sign_out;
 #[path = "lifecycle/delete_user.rs"]
 mod delete_user;
+#[path = "lifecycle/race.rs"]
+mod race;
+#[path = "lifecycle/reactivate.rs"]
+mod reactivate;
 #[path = "lifecycle/reassign.rs"]
 mod reassign;
-#[path = "lifecycle/rotate.rs"]
-mod rotate;
-#[path = "lifecycle/unreachable.rs"]
-mod unreachable;
-#[path = "lifecycle/timing.rs"]
-mod timing;
 /// The reg event package (RFC 3680) on its own.
 #[path = "lifecycle/reg_event.rs"]
 mod reg_event;
+#[path = "lifecycle/reset_password.rs"]
+mod reset_password;
+#[path = "lifecycle/restart.rs"]
+mod restart;
+#[path = "lifecycle/rotate.rs"]
+mod rotate;
+#[path = "lifecycle/sign_out.rs"]
+mod sign_out;
+#[path = "lifecycle/timing.rs"]
+mod timing;
+#[path = "lifecycle/unreachable.rs"]
+mod unreachable;

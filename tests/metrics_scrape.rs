@@ -8,15 +8,15 @@ use std::collections::HashMap;
 use support::{Algorithm, SipUa, TestServer, Transport};
 
 fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+    scrape.samples.iter().find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))).map(
+        |s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
             prometheus_parse::Value::Histogram(ref buckets) => buckets.last().map(|b| b.count).unwrap_or(0.0),
             prometheus_parse::Value::Summary(_) => f64::NAN,
-        })
+        },
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,6 +47,10 @@ async fn metrics_parse_and_count_real_traffic() {
     assert!(sample(&scrape, "deskline_register_responses_total", &[("status", "401")]).unwrap_or(0.0) >= 2.0, "{text}");
     assert_eq!(sample(&scrape, "deskline_auth_failures_total", &[]), Some(1.0), "{text}");
     assert_eq!(sample(&scrape, "deskline_open_connections", &[("transport", "tcp")]), Some(1.0), "{text}");
-    assert!(names.contains_key("deskline_sip_request_latency_seconds_bucket") || names.contains_key("deskline_sip_request_latency_seconds"), "{text}");
+    assert!(
+        names.contains_key("deskline_sip_request_latency_seconds_bucket")
+            || names.contains_key("deskline_sip_request_latency_seconds"),
+        "{text}"
+    );
     assert!(names.keys().any(|n| n.starts_with("deskline_store_commit_latency_seconds")), "{text}");
 }

@@ -75,7 +75,8 @@ fn expires_of(resp: &ReceivedMessage, needle: &str) -> Option<u32> {
 }
 
 fn assert_lists(resp: &ReceivedMessage, needle: &str, range: std::ops::RangeInclusive<u32>) {
-    let e = expires_of(resp, needle).unwrap_or_else(|| panic!("the {:?} does not list {needle} with ;expires=:\n{}", resp.status(), resp.raw));
+    let e = expires_of(resp, needle)
+        .unwrap_or_else(|| panic!("the {:?} does not list {needle} with ;expires=:\n{}", resp.status(), resp.raw));
     assert!(range.contains(&e), "{needle}: expires {e} not in {range:?}:\n{}", resp.raw);
 }
 
@@ -89,7 +90,8 @@ async fn fresh_challenge(ua: &mut SipUa) -> Challenge {
     p.auth = None;
     let resp = ua.register_with(&p).await;
     assert_eq!(resp.status(), Some(401), "unauthenticated REGISTER:\n{}", resp.raw);
-    digest::pick_challenge(&resp.www_authenticate(), Algorithm::Sha256).unwrap_or_else(|| panic!("no SHA-256 challenge:\n{}", resp.raw))
+    digest::pick_challenge(&resp.www_authenticate(), Algorithm::Sha256)
+        .unwrap_or_else(|| panic!("no SHA-256 challenge:\n{}", resp.raw))
 }
 
 /// A REGISTER for EXT carrying `Authorization` for (`ch`, `nc`), sent once (no retry on 401).
@@ -99,7 +101,11 @@ async fn register_authed(ua: &mut SipUa, ch: &Challenge, nc: u32, headers: &[(&s
     register_with_authorization(ua, &auth, headers).await
 }
 
-async fn register_with_authorization(ua: &mut SipUa, authorization: &str, headers: &[(&str, String)]) -> ReceivedMessage {
+async fn register_with_authorization(
+    ua: &mut SipUa,
+    authorization: &str,
+    headers: &[(&str, String)],
+) -> ReceivedMessage {
     let uri = ua.request_uri.clone();
     let mut h: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
     h.push(("Authorization".into(), authorization.to_string()));
@@ -218,12 +224,14 @@ async fn replayed_authorization_is_refused_and_next_nc_accepted() {
     let uri = ua.request_uri.clone();
     let contact = ua.local_contact(EXT);
     let auth1 = digest::authorization(&ch, SIP_USER, SIP_PASS, "REGISTER", &uri, 1, &digest::new_cnonce());
-    let ok = register_with_authorization(&mut ua, &auth1, &[("Contact", contact.clone()), ("Expires", "600".into())]).await;
+    let ok =
+        register_with_authorization(&mut ua, &auth1, &[("Contact", contact.clone()), ("Expires", "600".into())]).await;
     assert_eq!(ok.status(), Some(200), "nc=1:\n{}", ok.raw);
 
     // The same Authorization (nonce, nc, cnonce, response) on a new transaction (new branch,
     // CSeq+1), trying to remove the binding.
-    let replay = register_with_authorization(&mut ua, &auth1, &[("Contact", contact.clone()), ("Expires", "0".into())]).await;
+    let replay =
+        register_with_authorization(&mut ua, &auth1, &[("Contact", contact.clone()), ("Expires", "0".into())]).await;
     let st = replay.status().unwrap_or(0);
     assert!(!(200..300).contains(&st), "a replayed Authorization was accepted:\n{}", replay.raw);
     if st == 401 {
@@ -249,8 +257,13 @@ async fn expired_nonce_gets_stale_challenge() {
     let contact = ua.local_contact(EXT);
     let resp = register_authed(&mut ua, &ch, 1, &[("Contact", contact.clone()), ("Expires", "600".into())]).await;
     assert_eq!(resp.status(), Some(401), "a nonce older than nonce_lifetime:\n{}", resp.raw);
-    let challenges: Vec<Challenge> = resp.www_authenticate().iter().filter_map(|v| digest::parse_challenge(v).ok()).collect();
-    assert!(!challenges.is_empty() && challenges.iter().all(|c| c.stale()), "every challenge must carry stale=true:\n{}", resp.raw);
+    let challenges: Vec<Challenge> =
+        resp.www_authenticate().iter().filter_map(|v| digest::parse_challenge(v).ok()).collect();
+    assert!(
+        !challenges.is_empty() && challenges.iter().all(|c| c.stale()),
+        "every challenge must carry stale=true:\n{}",
+        resp.raw
+    );
     let fresh = challenges.iter().find(|c| c.algorithm() == Some(Algorithm::Sha256)).expect("a SHA-256 challenge");
     assert_ne!(fresh.nonce(), ch.nonce(), "a new nonce");
     let ok = register_authed(&mut ua, fresh, 1, &[("Contact", contact), ("Expires", "600".into())]).await;
@@ -378,7 +391,11 @@ async fn same_call_id_with_old_cseq_is_refused() {
         let resp = register_authed(&mut ua, &ch, nc, &[("Contact", contact.clone()), ("Expires", "0".into())]).await;
         assert_eq!(resp.cseq().map(|c| c.0), Some(cseq));
         let st = resp.status().unwrap_or(0);
-        assert!((400..500).contains(&st), "same Call-ID, {what} CSeq {cseq} (stored {stored}) must be refused with a 4xx:\n{}", resp.raw);
+        assert!(
+            (400..500).contains(&st),
+            "same Call-ID, {what} CSeq {cseq} (stored {stored}) must be refused with a 4xx:\n{}",
+            resp.raw
+        );
         let now = bindings(&e.admin, EXT).await;
         assert_eq!(now.len(), 1, "binding unchanged after the {what}-CSeq REGISTER: {now:#?}");
         assert_eq!(now[0]["contact"], before[0]["contact"]);
@@ -501,7 +518,8 @@ async fn message_is_405_with_allow() {
     let e = env().await;
     let mut ua = udp(&e).await;
     let (from, to) = (aor(EXT), aor(EXT2));
-    let resp = ua.request("MESSAGE", &to.clone(), &from, &to, &[("Content-Type".into(), "text/plain".into())], b"hello").await;
+    let resp =
+        ua.request("MESSAGE", &to.clone(), &from, &to, &[("Content-Type".into(), "text/plain".into())], b"hello").await;
     assert_eq!(resp.status(), Some(405), "{}", resp.raw);
     let allow = resp.header_list("allow");
     assert!(allow.iter().any(|a| a == "REGISTER"), "Allow: {allow:?}\n{}", resp.raw);
@@ -567,7 +585,11 @@ async fn register_over_tcp_keeps_the_flow() {
     let regs = bindings(&e.admin, EXT).await;
     assert_eq!(regs.len(), 1, "{regs:#?}");
     assert_eq!(regs[0]["transport"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("tcp"), "{regs:#?}");
-    assert_eq!(regs[0]["source"].as_str(), Some(ua.local_hostport().as_str()), "the flow is this connection: {regs:#?}");
+    assert_eq!(
+        regs[0]["source"].as_str(),
+        Some(ua.local_hostport().as_str()),
+        "the flow is this connection: {regs:#?}"
+    );
     // The connection stays open and usable.
     let resp = ua.register(EXT, SIP_USER, SIP_PASS, Some(600), "", Algorithm::Sha256).await;
     assert_eq!(resp.status(), Some(200), "refresh on the same connection:\n{}", resp.raw);

@@ -44,7 +44,11 @@ async fn register_and_check(srv: &TestServer, admin: &support::Admin, transport:
     assert_eq!(binding["aor"].as_str(), Some(aor.as_str()), "{binding}");
     let t = binding["transport"].as_str().unwrap_or_default().to_ascii_lowercase();
     assert_eq!(t, transport.param(), "transport of {binding}");
-    assert_eq!(binding["device"].as_str().map(|d| d.to_ascii_lowercase().replace([':', '-'], "")), Some(MAC.into()), "{binding}");
+    assert_eq!(
+        binding["device"].as_str().map(|d| d.to_ascii_lowercase().replace([':', '-'], "")),
+        Some(MAC.into()),
+        "{binding}"
+    );
 
     // And it goes away again.
     let resp = ua.unregister(EXT, SIP_USER, SIP_PASS, alg).await;
@@ -60,7 +64,8 @@ async fn challenge_offers_sha256_then_md5() {
     p.auth = None; // see the challenge itself
     let resp = ua.register_with(&p).await;
     assert_eq!(resp.status(), Some(401), "{}", resp.raw);
-    let rows: Vec<_> = resp.www_authenticate().into_iter().map(|v| support::digest::parse_challenge(v).unwrap()).collect();
+    let rows: Vec<_> =
+        resp.www_authenticate().into_iter().map(|v| support::digest::parse_challenge(v).unwrap()).collect();
     assert_eq!(rows.len(), 2, "two WWW-Authenticate rows:\n{}", resp.raw);
     assert_eq!(rows[0].algorithm(), Some(Algorithm::Sha256), "SHA-256 first:\n{}", resp.raw);
     assert_eq!(rows[1].algorithm(), Some(Algorithm::Md5), "then MD5:\n{}", resp.raw);
@@ -116,9 +121,7 @@ async fn binding_survives_kill9_and_restart() {
     assert_eq!(srv.udp_addr(), before, "restart keeps the ports");
     let admin = srv.admin();
     let local = ua.local_hostport();
-    let regs = admin
-        .wait_registrations(&[("aor", &format!("sip:{EXT}@{DOMAIN}"))], 1, Duration::from_secs(5))
-        .await;
+    let regs = admin.wait_registrations(&[("aor", &format!("sip:{EXT}@{DOMAIN}"))], 1, Duration::from_secs(5)).await;
     assert!(
         regs.iter().any(|b| b["contact"].as_str().is_some_and(|c| c.contains(&local))),
         "binding lost across kill -9: {regs:#?}"

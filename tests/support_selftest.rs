@@ -14,9 +14,31 @@ fn rfc7616_vectors() {
     let nonce = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";
     let cnonce_md5 = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
     let cnonce_sha = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
-    let md5 = digest::response(Algorithm::Md5, user, realm, pass, "GET", "/dir/index.html", nonce, Some("auth"), 1, cnonce_md5);
+    let md5 = digest::response(
+        Algorithm::Md5,
+        user,
+        realm,
+        pass,
+        "GET",
+        "/dir/index.html",
+        nonce,
+        Some("auth"),
+        1,
+        cnonce_md5,
+    );
     assert_eq!(md5, "8ca523f5e9506fed4657c9700eebdbec");
-    let sha = digest::response(Algorithm::Sha256, user, realm, pass, "GET", "/dir/index.html", nonce, Some("auth"), 1, cnonce_sha);
+    let sha = digest::response(
+        Algorithm::Sha256,
+        user,
+        realm,
+        pass,
+        "GET",
+        "/dir/index.html",
+        nonce,
+        Some("auth"),
+        1,
+        cnonce_sha,
+    );
     assert_eq!(sha, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
 }
 
@@ -48,7 +70,9 @@ fn challenge_parser_and_round_trip() {
     assert_eq!(c.algorithm(), Some(Algorithm::Sha256));
     assert_eq!(c.opaque(), Some("xyz"));
     assert!(c.stale());
-    let picked = digest::pick_challenge(&[v, r#"Digest realm="r", nonce="n", algorithm=MD5, qop="auth""#], Algorithm::Md5).unwrap();
+    let picked =
+        digest::pick_challenge(&[v, r#"Digest realm="r", nonce="n", algorithm=MD5, qop="auth""#], Algorithm::Md5)
+            .unwrap();
     assert_eq!(picked.realm(), "r");
 
     for alg in [Algorithm::Md5, Algorithm::Sha256] {
@@ -91,7 +115,10 @@ fn stream_framing_and_headers() {
     assert!(m.contact_containing("127.0.0.1:6").is_some());
     assert_eq!(split_header_list("a, \"x,y\" <sip:b>, <sip:c,d>").len(), 3);
     assert_eq!(addr_uri("\"Bob\" <sip:b@x;transport=tcp>;expires=5"), "sip:b@x;transport=tcp");
-    assert_eq!(addr_param("<sip:b@x;lr>;+sip.instance=\"<urn:a>\";reg-id=1", "+sip.instance").as_deref(), Some("<urn:a>"));
+    assert_eq!(
+        addr_param("<sip:b@x;lr>;+sip.instance=\"<urn:a>\";reg-id=1", "+sip.instance").as_deref(),
+        Some("<urn:a>")
+    );
     let garbage = ReceivedMessage::parse(b"\x00\xffnot sip", "127.0.0.1:1".parse().unwrap(), Transport::Udp);
     assert!(garbage.status().is_none() && garbage.parsed.is_err());
 }

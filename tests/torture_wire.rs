@@ -137,11 +137,26 @@ fn expectations() -> Vec<Row> {
         row_alt("rfc4475/ltgtruri.dat", "INVALID (liberal accept allowed)", Status(400), LIBERAL_405),
         row_alt("rfc4475/lwsruri.dat", "INVALID (liberal accept allowed)", Status(400), LIBERAL_405),
         row_alt("rfc4475/lwsstart.dat", "INVALID (liberal accept allowed)", Status(400), LIBERAL_405),
-        row_alt("rfc4475/trws.dat", "INVALID (liberal accept allowed)", Status(400), &[(Status(200), "liberal accept (OPTIONS processed: 200)")]),
+        row_alt(
+            "rfc4475/trws.dat",
+            "INVALID (liberal accept allowed)",
+            Status(400),
+            &[(Status(200), "liberal accept (OPTIONS processed: 200)")],
+        ),
         row_alt("rfc4475/escruri.dat", "INVALID (liberal accept allowed)", Status(400), LIBERAL_405),
         row_alt("rfc4475/baddate.dat", "INVALID (liberal accept allowed)", Status(400), LIBERAL_405),
-        row_alt("rfc4475/regbadct.dat", "INVALID (liberal accept allowed)", Status(400), &[(Status(401), "liberal accept (REGISTER processed: 401)")]),
-        row_alt("rfc4475/badaspec.dat", "INVALID (liberal accept allowed)", Status(400), &[(Status(200), "liberal accept (OPTIONS processed: 200)")]),
+        row_alt(
+            "rfc4475/regbadct.dat",
+            "INVALID (liberal accept allowed)",
+            Status(400),
+            &[(Status(401), "liberal accept (REGISTER processed: 401)")],
+        ),
+        row_alt(
+            "rfc4475/badaspec.dat",
+            "INVALID (liberal accept allowed)",
+            Status(400),
+            &[(Status(200), "liberal accept (OPTIONS processed: 200)")],
+        ),
         // Archive defect: no empty line ends the header section. A datagram ends there anyway;
         // on a stream the message is simply not complete.
         row_split("rfc4475/baddn.dat", "INVALID", Status(400), Incomplete),
@@ -150,10 +165,20 @@ fn expectations() -> Vec<Row> {
         row_alt("rfc4475/mismatch02.dat", "INVALID", Status(501), &[(Status(400), "400 (RFC: acceptable)")]),
         row("rfc4475/bigcode.dat", "INVALID", NoAnswer),
         // ---- RFC 4475 §3.2, §3.3 ----
-        row_alt("rfc4475/badbranch.dat", "VALID SYNTAX", Status(200), &[(Status(400), "strict: 400 for branch=z9hG4bK with nothing after the cookie")]),
+        row_alt(
+            "rfc4475/badbranch.dat",
+            "VALID SYNTAX",
+            Status(200),
+            &[(Status(400), "strict: 400 for branch=z9hG4bK with nothing after the cookie")],
+        ),
         row("rfc4475/insuf.dat", "INVALID (semantic)", Status(400)),
         row("rfc4475/unkscm.dat", "VALID SYNTAX", Status(416)),
-        row_alt("rfc4475/novelsc.dat", "VALID SYNTAX", Status(416), &[(Status(404), "404 (RFC: when the scheme could be meaningful)")]),
+        row_alt(
+            "rfc4475/novelsc.dat",
+            "VALID SYNTAX",
+            Status(416),
+            &[(Status(404), "404 (RFC: when the scheme could be meaningful)")],
+        ),
         row("rfc4475/unksm2.dat", "VALID SYNTAX", Status(400)),
         row("rfc4475/bext01.dat", "VALID SYNTAX", Status(420)),
         row_alt("rfc4475/invut.dat", "VALID SYNTAX", Status(405), &[(Status(415), "415 (an endpoint serving INVITE)")]),
@@ -309,12 +334,8 @@ fn rewrite_top_via(msg: &[u8], sent_by: &str) -> Option<Vec<u8>> {
     while q < params.len() {
         if params[q] == b';' {
             let e = params[q + 1..].iter().position(|b| *b == b';').map(|x| q + 1 + x).unwrap_or(params.len());
-            let name: String = String::from_utf8_lossy(&params[q + 1..e])
-                .split('=')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let name: String =
+                String::from_utf8_lossy(&params[q + 1..e]).split('=').next().unwrap_or("").trim().to_ascii_lowercase();
             if name != "received" && name != "maddr" {
                 kept.extend_from_slice(&params[q..e]);
             }
@@ -373,7 +394,6 @@ struct Observed {
 }
 
 impl Observed {
-
     fn describe(&self) -> String {
         let mut s = match self.answers.first() {
             Some(m) => match m.status() {
@@ -383,7 +403,8 @@ impl Observed {
             None => "no answer".into(),
         };
         if self.answers.len() > 1 {
-            let more: Vec<String> = self.answers[1..].iter().map(|m| m.status().map(|c| c.to_string()).unwrap_or("?".into())).collect();
+            let more: Vec<String> =
+                self.answers[1..].iter().map(|m| m.status().map(|c| c.to_string()).unwrap_or("?".into())).collect();
             s.push_str(&format!(" (+{})", more.join(",")));
         }
         if self.closed {
@@ -458,10 +479,8 @@ fn check_headers(file: &str, status: u16, m: &ReceivedMessage) -> Result<(), Str
                 return Err(format!("405 without an Allow listing REGISTER: {allow:?}"));
             }
         }
-        401 => {
-            if m.www_authenticate().is_empty() {
-                return Err("401 without WWW-Authenticate".into());
-            }
+        401 if m.www_authenticate().is_empty() => {
+            return Err("401 without WWW-Authenticate".into());
         }
         420 => {
             let unsupported: Vec<String> = m.header_list("unsupported");
@@ -597,7 +616,8 @@ async fn torture_corpus_on_the_wire() {
         let mut file_ok = true;
         let mut sends = Vec::new();
         if let Some(out) = r.udp {
-            let expect_answer = matches!(out, Out::Status(_)) || r.alts.iter().any(|(o, _)| matches!(o, Out::Status(_)));
+            let expect_answer =
+                matches!(out, Out::Status(_)) || r.alts.iter().any(|(o, _)| matches!(o, Out::Status(_)));
             sends.push((Transport::Udp, out, send_udp(&srv, &bytes, true, expect_answer).await));
             assert_still_serving(&mut reg, &format!("{} over UDP", r.file)).await;
         }
@@ -720,7 +740,11 @@ async fn protos_c07_sip() {
                     }
                     Ok(()) => {
                         let answers = collect(&mut ua, wait, Duration::from_millis(50)).await;
-                        let k = answers.first().and_then(|m| m.status()).map(|c| c.to_string()).unwrap_or("no answer".into());
+                        let k = answers
+                            .first()
+                            .and_then(|m| m.status())
+                            .map(|c| c.to_string())
+                            .unwrap_or("no answer".into());
                         if let Some(td) = teardown.as_ref().and_then(|t| rewrite_top_via(t, &local)) {
                             let _ = ua.try_send_raw(&td).await;
                             let _ = collect(&mut ua, wait, Duration::from_millis(50)).await;

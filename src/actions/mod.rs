@@ -132,7 +132,8 @@ impl Actions {
         let mut report = self.notify_devices(&devices, &removed, &HeldSecrets::new()).await;
         report.bindings_removed = removed.len();
         report.changed = true;
-        self.events.publish(Event::new("user_deactivated").with("user", username).with("bindings_removed", removed.len()));
+        self.events
+            .publish(Event::new("user_deactivated").with("user", username).with("bindings_removed", removed.len()));
         self.audit(actor, "deactivate", username, serde_json::to_value(&report).unwrap_or_default()).await;
         Ok(report)
     }
@@ -158,7 +159,8 @@ impl Actions {
     pub async fn sign_out(&self, username: &str, actor: &str) -> Result<ActionReport, ActionError> {
         let (extensions, _) = self.user_extensions(username)?;
         let devices = self.directory.devices_of_user(username);
-        let held: HeldSecrets = devices.iter().map(|d| (d.mac.clone(), d.credentials.secret.expose().to_owned())).collect();
+        let held: HeldSecrets =
+            devices.iter().map(|d| (d.mac.clone(), d.credentials.secret.expose().to_owned())).collect();
         for d in &devices {
             self.directory.rotate_credentials(&d.mac, None).await?;
         }
@@ -233,7 +235,13 @@ impl Actions {
         let removed = self.remove_bindings(&extensions, RemovalCause::SignedOut, Some(mac)).await;
         let report = ActionReport { bindings_removed: removed.len(), changed: true, ..ActionReport::default() };
         self.events.publish(Event::new("device_deleted").with("mac", mac.to_string()));
-        self.audit(actor, "delete_device", mac.as_str(), serde_json::json!({"user": device.user, "bindings_removed": removed.len()})).await;
+        self.audit(
+            actor,
+            "delete_device",
+            mac.as_str(),
+            serde_json::json!({"user": device.user, "bindings_removed": removed.len()}),
+        )
+        .await;
         Ok((device, report))
     }
 

@@ -68,7 +68,12 @@ impl Actions {
     /// Notifies each device on every flow it is known on; `removed` are bindings just taken away;
     /// `held` are the secrets the phones still hold when the action just replaced them (a phone
     /// that challenges the NOTIFY checks our answer against what it knows).
-    pub(super) async fn notify_devices(&self, devices: &[Device], removed: &[Binding], held: &HeldSecrets) -> ActionReport {
+    pub(super) async fn notify_devices(
+        &self,
+        devices: &[Device],
+        removed: &[Binding],
+        held: &HeldSecrets,
+    ) -> ActionReport {
         let courier = self.courier();
         let mut tasks = Vec::with_capacity(devices.len());
         for device in devices {
@@ -148,7 +153,11 @@ impl Courier {
         let mut delivered = false;
         let mut sends = Vec::new();
         for (contact, aor, flow) in targets {
-            let aor = if aor.is_empty() { format!("sip:{}@{}", device.credentials.username, self.registrar.settings().domain) } else { aor };
+            let aor = if aor.is_empty() {
+                format!("sip:{}@{}", device.credentials.username, self.registrar.settings().domain)
+            } else {
+                aor
+            };
             let request = NotifyRequest {
                 target: contact,
                 flow,
@@ -170,7 +179,10 @@ impl Courier {
             };
             self.metrics.notify_outcomes.get_or_create(&OutcomeLabels { outcome: label.into() }).inc();
             self.events.publish(
-                Event::new("resync_sent").with("mac", device.mac.to_string()).with("event", event).with("outcome", label),
+                Event::new("resync_sent")
+                    .with("mac", device.mac.to_string())
+                    .with("event", event)
+                    .with("outcome", label),
             );
             delivered |= outcome == NotifyOutcome::Delivered;
         }

@@ -257,7 +257,8 @@ fn write_secret_file(path: &Path, text: &str) -> Result<(), AuthError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
     f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(io)
 }

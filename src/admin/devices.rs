@@ -13,9 +13,7 @@ use utoipa::IntoParams;
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
-use super::views::{
-    ActionReportDoc, AssignBody, DeviceView, NewDeviceBody, Paging, ResyncAnswer, SipCredentialsView,
-};
+use super::views::{ActionReportDoc, AssignBody, DeviceView, NewDeviceBody, Paging, ResyncAnswer, SipCredentialsView};
 use super::AdminState;
 use crate::actions::ActionReport;
 use crate::directory::{Mac, NewDevice};
@@ -156,7 +154,9 @@ pub async fn sip_credentials(
     caller.require(Role::Admin)?;
     let mac = path_mac(&mac)?;
     let device = state.services.directory.device(&mac).ok_or_else(|| ApiError::not_found(format!("device {mac}")))?;
-    state.audit(&caller, "read_sip_credentials", mac.as_str(), json!({"username": device.credentials.username})).await?;
+    state
+        .audit(&caller, "read_sip_credentials", mac.as_str(), json!({"username": device.credentials.username}))
+        .await?;
     Ok(Json(SipCredentialsView {
         username: device.credentials.username.clone(),
         password: device.credentials.secret.expose().to_owned(),

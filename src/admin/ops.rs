@@ -30,10 +30,7 @@ pub async fn healthz(State(state): State<AdminState>) -> Json<serde_json::Value>
 /// Prometheus metrics (OpenMetrics text). No token needed where the admin listener is loopback.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", content_type = "application/openmetrics-text")))]
-pub async fn metrics(
-    State(state): State<AdminState>,
-    caller: Result<Caller, ApiError>,
-) -> Result<Response, ApiError> {
+pub async fn metrics(State(state): State<AdminState>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
     if !state.services.config.admin.listen.ip().is_loopback() {
         // Not loopback-only: a viewer token is needed, as for any read.
         caller?.require(Role::Viewer)?;
@@ -161,10 +158,7 @@ pub async fn delete_token(
 /// The ops dashboard (one self-contained page; it asks for a token).
 #[utoipa::path(get, path = "/", tag = "ops", responses((status = 200, description = "HTML page", content_type = "text/html")))]
 pub async fn dashboard() -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-store"), (header::X_FRAME_OPTIONS, "DENY")],
-        Html(include_str!("dashboard.html")),
-    )
+    ([(header::CACHE_CONTROL, "no-store"), (header::X_FRAME_OPTIONS, "DENY")], Html(include_str!("dashboard.html")))
 }
 
 /// This API's OpenAPI 3.1 document.

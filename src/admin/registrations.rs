@@ -71,7 +71,9 @@ fn source_matches(want: &str, source: &str) -> bool {
     // `::1` matches `[::1]:5060`.
     source
         .rsplit_once(':')
-        .map(|(host, _)| host.trim_start_matches('[').trim_end_matches(']') == want.trim_start_matches('[').trim_end_matches(']'))
+        .map(|(host, _)| {
+            host.trim_start_matches('[').trim_end_matches(']') == want.trim_start_matches('[').trim_end_matches(']')
+        })
         .unwrap_or(false)
 }
 
@@ -88,7 +90,8 @@ pub async fn list(
     caller.require(Role::Viewer)?;
     let keep = filter.matcher()?;
     let now = crate::directory::unix_now();
-    let mut all: Vec<BindingView> = state.services.registrar.location().snapshot(now).into_iter().filter(keep).collect();
+    let mut all: Vec<BindingView> =
+        state.services.registrar.location().snapshot(now).into_iter().filter(keep).collect();
     all.sort_by(|a, b| a.aor.cmp(&b.aor).then_with(|| a.contact.cmp(&b.contact)));
     Ok((total_header(all.len()), Json(paging.apply(all))))
 }

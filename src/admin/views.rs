@@ -55,7 +55,12 @@ pub struct FetchView {
 
 impl From<&ConfigFetchRecord> for FetchView {
     fn from(f: &ConfigFetchRecord) -> FetchView {
-        FetchView { at: f.at.clone(), address: f.address.clone(), user_agent: f.user_agent.clone(), file: f.file.clone() }
+        FetchView {
+            at: f.at.clone(),
+            address: f.address.clone(),
+            user_agent: f.user_agent.clone(),
+            file: f.file.clone(),
+        }
     }
 }
 

@@ -114,7 +114,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
     let tokens = Arc::new(crate::admin::Tokens::load(&snapshot.tokens));
     let cipher = SecretCipher::open(&config.data_dir)?;
     let directory = Arc::new(Directory::load(store.clone(), &snapshot, cipher)?);
-    let location = LocationTable::restore(snapshot.bindings, unix_now(), store.clone(), events.clone(), metrics.clone());
+    let location =
+        LocationTable::restore(snapshot.bindings, unix_now(), store.clone(), events.clone(), metrics.clone());
 
     // Bind every SIP listener first: their addresses are names of "this registrar".
     let mut udp = Vec::new();
@@ -136,11 +137,19 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
         }
     }
     let settings = RegistrarSettings::from_config(&config, local_names);
-    let registrar = Arc::new(Registrar::new(&config, settings, directory.clone(), location, events.clone(), metrics.clone()));
+    let registrar =
+        Arc::new(Registrar::new(&config, settings, directory.clone(), location, events.clone(), metrics.clone()));
     let connections = Connections::new();
     let clients = Arc::new(ClientTransactions::default());
     let notifier = Arc::new(Notifier::new(connections.clone(), clients.clone()));
-    let actions = Arc::new(Actions::new(config.clone(), directory.clone(), registrar.clone(), notifier, events.clone(), metrics.clone()));
+    let actions = Arc::new(Actions::new(
+        config.clone(),
+        directory.clone(),
+        registrar.clone(),
+        notifier,
+        events.clone(),
+        metrics.clone(),
+    ));
     let reg_events = RegEvents::new(registrar.clone(), Arc::new(Notifier::new(connections.clone(), clients.clone())));
     reg_events.spawn_watcher(&events, shutdown.clone());
     let dispatcher = Arc::new(Dispatcher::new(registrar.clone(), clients, reg_events, metrics.clone()));
@@ -162,7 +171,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
         shutdown: shutdown.clone(),
     };
     for listener in tcp {
-        println!("deskline: listening for SIP/TCP on {}", listener.local_addr().map_err(bind_error("SIP/TCP", config.sip.tcp[0]))?);
+        println!(
+            "deskline: listening for SIP/TCP on {}",
+            listener.local_addr().map_err(bind_error("SIP/TCP", config.sip.tcp[0]))?
+        );
         tokio::spawn(accept_loop(listener, None, ctx.clone()));
     }
     if !tls.is_empty() {
@@ -170,7 +182,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
             .map_err(|e| StartError::Certs(e.to_string()))?;
         let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
         for listener in tls {
-            println!("deskline: listening for SIP/TLS on {}", listener.local_addr().map_err(bind_error("SIP/TLS", config.sip.tls[0]))?);
+            println!(
+                "deskline: listening for SIP/TLS on {}",
+                listener.local_addr().map_err(bind_error("SIP/TLS", config.sip.tls[0]))?
+            );
             tokio::spawn(accept_loop(listener, Some(acceptor.clone()), ctx.clone()));
         }
     }
@@ -198,7 +213,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
 }
 
 /// The HTTPS provisioning listeners: templates checked at start-up, configs for phones.
-async fn start_provisioning(services: &Arc<Services>, shutdown: &CancellationToken, sip_port: u16) -> Result<(), StartError> {
+async fn start_provisioning(
+    services: &Arc<Services>,
+    shutdown: &CancellationToken,
+    sip_port: u16,
+) -> Result<(), StartError> {
     let config = &services.config;
     if config.provisioning.https.is_empty() {
         return Ok(());
@@ -241,7 +260,8 @@ async fn start_admin(services: &Arc<Services>, shutdown: &CancellationToken) -> 
     if let Some(path) = written {
         println!("deskline: admin token written to {}", path.display());
     }
-    let listener = TcpListener::bind(config.admin.listen).await.map_err(bind_error("admin API", config.admin.listen))?;
+    let listener =
+        TcpListener::bind(config.admin.listen).await.map_err(bind_error("admin API", config.admin.listen))?;
     let local = listener.local_addr().map_err(bind_error("admin API", config.admin.listen))?;
     println!("deskline: listening for admin API on {local}");
     let (services, shutdown) = (services.clone(), shutdown.clone());

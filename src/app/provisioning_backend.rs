@@ -67,7 +67,14 @@ impl ProvisioningBackend for DirectoryBackend {
         };
         let vendor = fetch.vendor.map(|v| v.as_str().to_owned());
         let carries_state = fetch.carries_state();
-        match self.directory.record_fetch(mac, record, carries_state, vendor.clone(), fetch.model.clone(), fetch.firmware.clone()) {
+        match self.directory.record_fetch(
+            mac,
+            record,
+            carries_state,
+            vendor.clone(),
+            fetch.model.clone(),
+            fetch.firmware.clone(),
+        ) {
             Ok(was_pending) => {
                 if self.events.has_listeners() {
                     let mut e = Event::new("config_fetched")
@@ -80,7 +87,8 @@ impl ProvisioningBackend for DirectoryBackend {
                     self.events.publish(e);
                 }
                 if was_pending {
-                    self.events.publish(Event::new("resync_done").with("mac", mac.to_string()).with("via", "config_fetch"));
+                    self.events
+                        .publish(Event::new("resync_done").with("mac", mac.to_string()).with("via", "config_fetch"));
                 }
             }
             Err(e) => tracing::warn!(%mac, error = %e, "config fetch not recorded"),

@@ -14,7 +14,9 @@ pub enum CtlError {
     Server(String),
     #[error("cannot reach {url}: {detail}")]
     Unreachable { url: String, detail: String },
-    #[error("no token: pass --token, set DESKLINE_TOKEN, or point --data-dir at the server's data dir ({0} not readable)")]
+    #[error(
+        "no token: pass --token, set DESKLINE_TOKEN, or point --data-dir at the server's data dir ({0} not readable)"
+    )]
     NoToken(String),
     #[error("{0}")]
     Usage(String),

@@ -148,15 +148,20 @@ fn output(client: &Client, command: &CtlCommand, json: bool) -> Result<String, C
     let render = |v: &Value, table: fn(&Value) -> String| if json { pretty(v) } else { table(v) };
     Ok(match command {
         CtlCommand::Registrations { user, mac, aor, transport } => {
-            let q = [("user", user.clone()), ("mac", mac.clone()), ("aor", aor.clone()), ("transport", transport.clone())];
+            let q =
+                [("user", user.clone()), ("mac", mac.clone()), ("aor", aor.clone()), ("transport", transport.clone())];
             render(&client.get(&with_query("/api/v1/registrations", &q))?, table::registrations)
         }
-        CtlCommand::Devices { mac: Some(mac), .. } => render(&client.get(&format!("/api/v1/devices/{}", seg(mac)))?, table::record),
+        CtlCommand::Devices { mac: Some(mac), .. } => {
+            render(&client.get(&format!("/api/v1/devices/{}", seg(mac)))?, table::record)
+        }
         CtlCommand::Devices { mac: None, user, registered } => {
             let q = [("user", user.clone()), ("registered", registered.map(|r| r.to_string()))];
             render(&client.get(&with_query("/api/v1/devices", &q))?, table::devices)
         }
-        CtlCommand::Users { username: Some(u) } => render(&client.get(&format!("/api/v1/users/{}", seg(u)))?, table::record),
+        CtlCommand::Users { username: Some(u) } => {
+            render(&client.get(&format!("/api/v1/users/{}", seg(u)))?, table::record)
+        }
         CtlCommand::Users { username: None } => render(&client.get("/api/v1/users")?, table::users),
         CtlCommand::Deactivate { user } => action(client, "deactivate", user, json)?,
         CtlCommand::Reactivate { user } => action(client, "reactivate", user, json)?,
@@ -167,18 +172,31 @@ fn output(client: &Client, command: &CtlCommand, json: bool) -> Result<String, C
                 None => read_password(user)?,
             };
             client.post(&format!("/api/v1/users/{}/password", seg(user)), Some(&json!({ "password": password })))?;
-            if json { pretty(&json!({"user": user, "password_set": true})) } else { format!("password of {user} set\n") }
+            if json {
+                pretty(&json!({"user": user, "password_set": true}))
+            } else {
+                format!("password of {user} set\n")
+            }
         }
         CtlCommand::Resync { mac } => {
             let v = client.post(&format!("/api/v1/devices/{}/resync", seg(mac)), None)?;
-            let reached = if v["notified"] == Value::Bool(true) { "notified" } else { "not reachable now; resync pending" };
-            if json { pretty(&v) } else { format!("resync {mac}: {reached}\n") }
+            let reached =
+                if v["notified"] == Value::Bool(true) { "notified" } else { "not reachable now; resync pending" };
+            if json {
+                pretty(&v)
+            } else {
+                format!("resync {mac}: {reached}\n")
+            }
         }
         CtlCommand::Stats => render(&client.get("/api/v1/stats")?, table::record),
         CtlCommand::Audit { limit } => {
             let v = client.get(&format!("/api/v1/audit?limit={limit}"))?;
             let fields = ["at", "actor", "action", "target", "detail"];
-            if json { pretty(&v) } else { table::render(&["AT", "ACTOR", "ACTION", "TARGET", "DETAIL"], &table::rows(&v, &fields)) }
+            if json {
+                pretty(&v)
+            } else {
+                table::render(&["AT", "ACTOR", "ACTION", "TARGET", "DETAIL"], &table::rows(&v, &fields))
+            }
         }
         CtlCommand::Events { .. } => unreachable!("handled by follow_events"),
     })
@@ -219,7 +237,12 @@ fn follow_events(client: &Client, count: Option<usize>, json: bool) -> Result<()
             let at = v["at"].as_str().unwrap_or("-").to_owned();
             let ids: Vec<String> = v
                 .as_object()
-                .map(|m| m.iter().filter(|(k, _)| *k != "at" && *k != "kind").map(|(k, v)| format!("{k}={}", table::cell(v))).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| *k != "at" && *k != "kind")
+                        .map(|(k, v)| format!("{k}={}", table::cell(v)))
+                        .collect()
+                })
                 .unwrap_or_default();
             format!("{at}  {kind:<18} {}", ids.join(" "))
         };
@@ -248,7 +271,8 @@ mod tests {
 
     #[test]
     fn flags_parse_before_and_after_the_command() {
-        let Top::Ctl(a) = Cli::parse_from(["deskline", "ctl", "--json", "registrations", "--user", "bob", "--url", "http://x:1"]).cmd;
+        let Top::Ctl(a) =
+            Cli::parse_from(["deskline", "ctl", "--json", "registrations", "--user", "bob", "--url", "http://x:1"]).cmd;
         assert!(a.json);
         assert_eq!(a.url, "http://x:1");
         assert!(matches!(a.command, CtlCommand::Registrations { user: Some(ref u), .. } if u == "bob"));

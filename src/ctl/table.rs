@@ -61,7 +61,11 @@ pub fn devices(v: &Value) -> String {
         .iter()
         .map(|d| {
             let fetch = &d["last_config_fetch"];
-            let last = if fetch.is_null() { "-".into() } else { format!("{} from {}", cell(&fetch["at"]), cell(&fetch["address"])) };
+            let last = if fetch.is_null() {
+                "-".into()
+            } else {
+                format!("{} from {}", cell(&fetch["at"]), cell(&fetch["address"]))
+            };
             let mut row: Vec<String> =
                 ["mac", "user", "extension", "vendor", "model", "firmware", "registered", "resync_pending"]
                     .iter()
@@ -116,6 +120,9 @@ mod tests {
         assert_eq!(cell(&json!(["a", "b"])), "a,b");
         assert_eq!(cell(&json!(true)), "yes");
         let r = json!({"bindings_removed": 1, "devices_notified": ["aa"], "devices_unreachable": [], "changed": true});
-        assert_eq!(report("deactivate", "bob", &r), "deactivate bob: 1 binding removed; notified: aa; unreachable: -\n");
+        assert_eq!(
+            report("deactivate", "bob", &r),
+            "deactivate bob: 1 binding removed; notified: aa; unreachable: -\n"
+        );
     }
 }

@@ -48,10 +48,11 @@ impl Mac {
             if bytes[i].is_ascii_hexdigit() && (i == 0 || !bytes[i - 1].is_ascii_hexdigit()) {
                 let run = bytes[i..].iter().take_while(|b| b.is_ascii_hexdigit()).count();
                 if run == 12 {
-                    return Mac::from_str(&text[i..i + 12]).ok();
+                    return text.get(i..i + 12).and_then(|t| Mac::from_str(t).ok());
                 }
                 if i + 17 <= bytes.len() {
-                    if let Ok(mac) = Mac::from_str(&text[i..i + 17]) {
+                    // `get`: the 17 bytes may end inside a multi-byte character of a non-ASCII text.
+                    if let Some(Ok(mac)) = text.get(i..i + 17).map(Mac::from_str) {
                         let after = bytes.get(i + 17);
                         if !after.is_some_and(|b| b.is_ascii_hexdigit()) {
                             return Some(mac);

@@ -6,9 +6,9 @@
 
 pub mod mac;
 pub mod model;
+mod records;
 pub mod secrets;
 pub mod store;
-mod records;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,7 +76,8 @@ impl Directory {
             state.users.insert(user.username.clone(), user);
         }
         for doc in &snapshot.devices {
-            let doc: records::DeviceDocRef = serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let doc: records::DeviceDocRef =
+                serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let device = records::open_device(&cipher, doc.0)?;
             state.by_sip_username.insert(device.credentials.username.clone(), device.mac.clone());
             state.devices.insert(device.mac.clone(), device);
@@ -127,11 +128,8 @@ impl Directory {
     pub fn sip_account(&self, sip_username: &str) -> Option<SipAccount> {
         let state = self.state.read();
         let device = state.devices.get(state.by_sip_username.get(sip_username)?)?;
-        let previous_secret = device
-            .previous_credentials
-            .as_ref()
-            .filter(|p| p.valid_until > unix_now())
-            .map(|p| p.secret.clone());
+        let previous_secret =
+            device.previous_credentials.as_ref().filter(|p| p.valid_until > unix_now()).map(|p| p.secret.clone());
         Some(SipAccount {
             mac: device.mac.clone(),
             username: device.credentials.username.clone(),
@@ -329,7 +327,11 @@ impl Directory {
 
     /// The extension a device assigned to `user` serves: the one named (which must be the user's),
     /// or the user's first.
-    fn resolve_assignment(&self, user: Option<&str>, extension: Option<&str>) -> Result<Option<String>, DirectoryError> {
+    fn resolve_assignment(
+        &self,
+        user: Option<&str>,
+        extension: Option<&str>,
+    ) -> Result<Option<String>, DirectoryError> {
         let Some(user) = user else {
             return match extension {
                 Some(_) => Err(DirectoryError::Invalid("an extension needs a user".into())),
@@ -377,7 +379,12 @@ impl Directory {
     }
 
     /// Assigns a device to a user (and one of the user's extensions) with fresh credentials.
-    pub async fn assign_device(&self, mac: &Mac, user: &str, extension: Option<&str>) -> Result<Device, DirectoryError> {
+    pub async fn assign_device(
+        &self,
+        mac: &Mac,
+        user: &str,
+        extension: Option<&str>,
+    ) -> Result<Device, DirectoryError> {
         let extension = self.resolve_assignment(Some(user), extension)?;
         self.update_device(mac, |d| {
             d.user = Some(user.to_owned());

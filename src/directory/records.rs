@@ -43,7 +43,9 @@ pub fn put_device(cipher: &SecretCipher, d: &Device) -> StoreOp {
 
 pub fn open_device(cipher: &SecretCipher, doc: DeviceDoc) -> Result<Device, DirectoryError> {
     let previous_credentials = match (doc.previous_secret_sealed, doc.previous_valid_until) {
-        (Some(sealed), Some(valid_until)) => Some(PreviousCredentials { secret: cipher.decrypt(&sealed)?, valid_until }),
+        (Some(sealed), Some(valid_until)) => {
+            Some(PreviousCredentials { secret: cipher.decrypt(&sealed)?, valid_until })
+        }
         _ => None,
     };
     Ok(Device {

@@ -54,19 +54,56 @@ impl From<rusqlite::Error> for StoreError {
 /// keyed by (address of record, contact key).
 #[derive(Debug, Clone)]
 pub enum StoreOp {
-    PutUser { username: String, doc: String },
-    DeleteUser { username: String },
-    PutDevice { mac: String, doc: String },
+    PutUser {
+        username: String,
+        doc: String,
+    },
+    DeleteUser {
+        username: String,
+    },
+    PutDevice {
+        mac: String,
+        doc: String,
+    },
     /// A device change that is soft state (its last config fetch, last contact): written like a
     /// binding, without an fsync of its own.
-    PutDeviceSoft { mac: String, doc: String },
-    DeleteDevice { mac: String },
-    PutBinding { aor: String, key: String, expires_at: u64, doc: String },
-    DeleteBinding { aor: String, key: String },
-    PutToken { hash: String, doc: String },
-    DeleteToken { hash: String },
-    Audit { at: String, actor: String, action: String, target: String, detail: String },
-    PutUpload { mac: String, name: String, at: String, body: Vec<u8> },
+    PutDeviceSoft {
+        mac: String,
+        doc: String,
+    },
+    DeleteDevice {
+        mac: String,
+    },
+    PutBinding {
+        aor: String,
+        key: String,
+        expires_at: u64,
+        doc: String,
+    },
+    DeleteBinding {
+        aor: String,
+        key: String,
+    },
+    PutToken {
+        hash: String,
+        doc: String,
+    },
+    DeleteToken {
+        hash: String,
+    },
+    Audit {
+        at: String,
+        actor: String,
+        action: String,
+        target: String,
+        detail: String,
+    },
+    PutUpload {
+        mac: String,
+        name: String,
+        at: String,
+        body: Vec<u8>,
+    },
 }
 
 /// What to do once a submission is durable (or failed).
@@ -195,9 +232,8 @@ impl Store {
     /// The newest audit entries, newest first.
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let conn = self.reader.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1",
-        )?;
+        let mut stmt =
+            conn.prepare_cached("SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt.query_map(params![limit as i64], |r| {
             let detail: String = r.get(5)?;
             Ok(AuditEntry {
@@ -241,7 +277,6 @@ fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
 
 /// Largest number of submissions folded into one transaction.
 const MAX_BATCH: usize = 4096;
-
 
 fn writer_loop(
     mut conn: Connection,
@@ -347,7 +382,8 @@ mod tests {
         {
             let (store, snap) = Store::open(dir.path(), metrics.clone()).unwrap();
             assert!(snap.bindings.is_empty());
-            let put = |i: u64| StoreOp::PutBinding { aor: "a".into(), key: format!("k{i}"), expires_at: i, doc: "{}".into() };
+            let put =
+                |i: u64| StoreOp::PutBinding { aor: "a".into(), key: format!("k{i}"), expires_at: i, doc: "{}".into() };
             store.submit(vec![put(1), put(2)], Completion::None);
             store.submit(vec![StoreOp::DeleteBinding { aor: "a".into(), key: "k1".into() }], Completion::None);
             store.commit(vec![StoreOp::PutUser { username: "u".into(), doc: "{\"x\":1}".into() }]).await.unwrap();

@@ -111,7 +111,12 @@ impl DeviceAuthenticator {
 
     /// Checks the proof for `mac`. `secret` looks up the device's provisioning secret; it is
     /// called (at most once) only for a digest, and an unknown MAC is checked against a dummy.
-    pub fn verify(&self, mac: &Mac, creds: &Credentials<'_>, secret: impl FnOnce(&Mac) -> Option<String>) -> AuthOutcome {
+    pub fn verify(
+        &self,
+        mac: &Mac,
+        creds: &Credentials<'_>,
+        secret: impl FnOnce(&Mac) -> Option<String>,
+    ) -> AuthOutcome {
         if self.allow_certificate {
             if let Some(der) = creds.peer_certificate {
                 match certificate_mac_cached(der) {
@@ -135,7 +140,7 @@ impl DeviceAuthenticator {
         secret: impl FnOnce(&Mac) -> Option<String>,
     ) -> AuthOutcome {
         let Some(params) = parse_digest(header) else {
-            return if header.len() >= 7 && header[..7].eq_ignore_ascii_case("digest ") {
+            return if header.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("digest ")) {
                 AuthOutcome::Failed("malformed digest")
             } else {
                 AuthOutcome::Missing
@@ -311,10 +316,8 @@ fn certificate_mac_cached(der: &[u8]) -> Option<Mac> {
 pub fn certificate_mac(der: &[u8]) -> Option<Mac> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
-    let values = subject
-        .iter_common_name()
-        .chain(subject.iter_state_or_province())
-        .filter_map(|attr| attr.as_str().ok());
+    let values =
+        subject.iter_common_name().chain(subject.iter_state_or_province()).filter_map(|attr| attr.as_str().ok());
     let mut found: Option<Mac> = None;
     for value in values {
         let Some(mac) = value.trim().parse::<Mac>().ok().or_else(|| Mac::find_in(value)) else {

@@ -22,7 +22,15 @@ pub(crate) fn nonce_of(www_authenticate: &str) -> String {
 }
 
 /// An `Authorization: Digest ...` value as a phone would compute it.
-pub(crate) fn digest_header(nonce: &str, username: &str, password: &str, method: &str, uri: &str, algorithm: &str, nc: u32) -> String {
+pub(crate) fn digest_header(
+    nonce: &str,
+    username: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    algorithm: &str,
+    nc: u32,
+) -> String {
     let alg = if algorithm == "MD5" { Algorithm::Md5 } else { Algorithm::Sha256 };
     let cnonce = "0a4f113b";
     let nc = format!("{nc:08x}");
@@ -51,7 +59,11 @@ fn digest_with_either_algorithm_proves_the_mac_once_per_nonce_count() {
         for username in ["805ec0a1b2c3", "80:5E:C0:A1:B2:C3", "dev-805ec0a1b2c3"] {
             let nonce = if username == "805ec0a1b2c3" { nonce.clone() } else { nonce_of(&auth.challenge(false)[1]) };
             let header = digest_header(&nonce, username, "pw", "GET", URI, algorithm, 1);
-            assert_eq!(auth.verify(&mac(), &creds(Some(&header), None), known), AuthOutcome::Proven(Proof::Digest), "{algorithm} {username}");
+            assert_eq!(
+                auth.verify(&mac(), &creds(Some(&header), None), known),
+                AuthOutcome::Proven(Proof::Digest),
+                "{algorithm} {username}"
+            );
         }
         let replay = digest_header(&nonce, "805ec0a1b2c3", "pw", "GET", URI, algorithm, 1);
         assert_eq!(auth.verify(&mac(), &creds(Some(&replay), None), known), AuthOutcome::Failed("replayed digest"));
@@ -71,14 +83,19 @@ fn wrong_or_misdirected_digests_fail() {
     assert!(failed(digest_header(&nonce, "805ec0a1b2c3", "wrong", "GET", URI, "MD5", 1), Some("pw")));
     assert!(failed(digest_header(&nonce, "805ec0a1b2c3", "pw", "GET", URI, "MD5", 1), None), "unknown MAC");
     assert!(failed(digest_header(&nonce, "805ec0a1b2c4", "pw", "GET", URI, "MD5", 1), Some("pw")), "another MAC");
-    assert!(failed(digest_header(&nonce, "805ec0a1b2c3", "pw", "GET", "/other.cfg", "MD5", 1), Some("pw")), "another uri");
+    assert!(
+        failed(digest_header(&nonce, "805ec0a1b2c3", "pw", "GET", "/other.cfg", "MD5", 1), Some("pw")),
+        "another uri"
+    );
     assert!(failed(digest_header(&nonce, "805ec0a1b2c3", "pw", "PUT", URI, "MD5", 1), Some("pw")), "another method");
     let flipped = if nonce.ends_with('0') { '1' } else { '0' };
     let forged = format!("{}{flipped}", &nonce[..nonce.len() - 1]);
     assert!(failed(digest_header(&forged, "805ec0a1b2c3", "pw", "GET", URI, "MD5", 1), Some("pw")), "forged nonce");
     let other_realm = digest_header(&nonce, "805ec0a1b2c3", "pw", "GET", URI, "MD5", 1).replace(REALM, "x");
     assert!(failed(other_realm, Some("pw")));
-    let no_qop = format!("Digest username=\"805ec0a1b2c3\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{URI}\", response=\"00\"");
+    let no_qop = format!(
+        "Digest username=\"805ec0a1b2c3\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{URI}\", response=\"00\""
+    );
     assert!(failed(no_qop, Some("pw")));
     assert!(failed("Digest username=\"x".to_owned(), Some("pw")), "malformed");
 }
@@ -103,7 +120,10 @@ fn no_credentials_or_another_scheme_is_a_plain_challenge() {
     assert_eq!(auth.verify(&mac(), &creds(None, None), known), AuthOutcome::Missing);
     assert_eq!(auth.verify(&mac(), &creds(Some("Basic YTpi"), None), known), AuthOutcome::Missing);
     let [sha, md5] = auth.challenge(false);
-    assert!(sha.starts_with("Digest realm=\"deskline-provisioning\", qop=\"auth\", algorithm=SHA-256, nonce=\""), "{sha}");
+    assert!(
+        sha.starts_with("Digest realm=\"deskline-provisioning\", qop=\"auth\", algorithm=SHA-256, nonce=\""),
+        "{sha}"
+    );
     assert!(md5.contains("algorithm=MD5"));
     assert_eq!(nonce_of(&sha), nonce_of(&md5));
     let cert_only = DeviceAuthenticator::new(&["client-cert".to_owned()]);

@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-
 use crate::directory::mac::Mac;
 use crate::provisioning::backend::ConfigFetch;
 use crate::provisioning::device_auth::{AuthOutcome, Credentials};
@@ -36,16 +35,26 @@ pub struct FetchRequest<'a> {
 /// What to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    File { body: String, content_type: &'static str, etag: String },
-    NotModified { etag: String },
+    File {
+        body: String,
+        content_type: &'static str,
+        etag: String,
+    },
+    NotModified {
+        etag: String,
+    },
     /// 401 with these `WWW-Authenticate` values.
-    Challenge { www_authenticate: [String; 2] },
+    Challenge {
+        www_authenticate: [String; 2],
+    },
     /// 403: no proof possible (digest turned off and no valid certificate).
     Forbidden,
     NotFound,
     /// 405: a PUT of something that is not an upload.
     MethodNotAllowed,
-    TooManyRequests { retry_after: Duration },
+    TooManyRequests {
+        retry_after: Duration,
+    },
     PayloadTooLarge,
     /// 204 after an upload.
     Stored,
@@ -201,7 +210,11 @@ impl ProvisioningService {
         if req.if_none_match.is_some_and(|header| etag_matches(header, &etag)) {
             return self.outcome(vendor, "not_modified", Reply::NotModified { etag });
         }
-        self.outcome(vendor, "ok", Reply::File { body: rendered.body, content_type: rendered.format.content_type(), etag })
+        self.outcome(
+            vendor,
+            "ok",
+            Reply::File { body: rendered.body, content_type: rendered.format.content_type(), etag },
+        )
     }
 
     fn render_failed(&self, vendor: Option<Vendor>, file: &str, error: RenderError) -> Reply {

@@ -94,7 +94,10 @@ impl ProvisioningService {
     /// [`new`](Self::new) with the TLS settings of `config` (`[tls]` cert, key and — when
     /// `client-cert` is a device_auth method — `device_ca`), and the failure limit of
     /// `sip.auth_failures_before_throttle` per minute.
-    pub fn from_config(config: &Config, backend: Arc<dyn ProvisioningBackend>) -> Result<ProvisioningService, ProvisioningError> {
+    pub fn from_config(
+        config: &Config,
+        backend: Arc<dyn ProvisioningBackend>,
+    ) -> Result<ProvisioningService, ProvisioningError> {
         let device_cas = if config.provisioning.device_auth.iter().any(|m| m == "client-cert") {
             config.tls.device_ca.clone()
         } else {
@@ -137,7 +140,10 @@ impl ProvisioningService {
 
     /// The leaf of a presented client chain when it leads to a configured device CA; any other
     /// certificate is ignored (the phone can still use digest).
-    pub fn trusted_client_certificate(&self, chain: Option<&[rustls_pki_types::CertificateDer<'static>]>) -> Option<rustls_pki_types::CertificateDer<'static>> {
+    pub fn trusted_client_certificate(
+        &self,
+        chain: Option<&[rustls_pki_types::CertificateDer<'static>]>,
+    ) -> Option<rustls_pki_types::CertificateDer<'static>> {
         let (chain, verifier) = (chain?, self.tls.device_certs.as_ref()?);
         verifier.verify(chain).then(|| chain[0].clone())
     }

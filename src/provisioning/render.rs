@@ -173,7 +173,8 @@ impl Renderer {
             if !plain || Format::of_template(file).is_none() {
                 return Err(RenderError::BadName(path));
             }
-            let source = std::fs::read_to_string(&path).map_err(|source| RenderError::Io { path: path.clone(), source })?;
+            let source =
+                std::fs::read_to_string(&path).map_err(|source| RenderError::Io { path: path.clone(), source })?;
             self.add(format!("{prefix}/{file}"), source)?;
         }
         Ok(())
@@ -198,7 +199,13 @@ impl Renderer {
     }
 
     /// Renders a device's file; `model` (from the request) wins over the view's.
-    pub fn render_device(&self, vendor: Vendor, file: &str, model: Option<&str>, view: &DeviceView) -> Result<Rendered, RenderError> {
+    pub fn render_device(
+        &self,
+        vendor: Vendor,
+        file: &str,
+        model: Option<&str>,
+        view: &DeviceView,
+    ) -> Result<Rendered, RenderError> {
         let model = model.or(view.model.as_deref());
         let name = self
             .find(vendor, file, model, Some(&view.mac))
@@ -350,7 +357,8 @@ pub fn check_well_formed(xml: &str) -> Result<(), String> {
                 roots += usize::from(outside);
                 for attr in e.attributes() {
                     let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;
-                    attr.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| format!("bad attribute value: {e}"))?;
+                    attr.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|e| format!("bad attribute value: {e}"))?;
                 }
                 if matches!(event, Event::Start(_)) {
                     depth += 1;

@@ -84,11 +84,46 @@ struct Keys {
 }
 
 const KEYS: [Keys; 5] = [
-    Keys { vendor: Vendor::Yealink, ext: "cfg", enabled: ("account.1.enable", "1", "0"), secret: ("account.1.password", "%NULL%"), message: "account.1.label", interval: ("static.auto_provision.repeat.minutes", "1440", "5") },
-    Keys { vendor: Vendor::Poly, ext: "cfg", enabled: ("reg.1.server.1.register", "1", "0"), secret: ("reg.1.auth.password", ""), message: "reg.1.label", interval: ("prov.polling.period", "86400", "3600") },
-    Keys { vendor: Vendor::Cisco, ext: "xml", enabled: ("Line_Enable_1_", "Yes", "No"), secret: ("Password_1_", ""), message: "Station_Display_Name", interval: ("Resync_Periodic", "86400", "300") },
-    Keys { vendor: Vendor::Grandstream, ext: "xml", enabled: ("P271", "1", "0"), secret: ("P34", ""), message: "P270", interval: ("P193", "1440", "5") },
-    Keys { vendor: Vendor::Snom, ext: "xml", enabled: ("user_active", "on", "off"), secret: ("user_pass", ""), message: "user_idle_text", interval: ("settings_refresh_timer", "86400", "300") },
+    Keys {
+        vendor: Vendor::Yealink,
+        ext: "cfg",
+        enabled: ("account.1.enable", "1", "0"),
+        secret: ("account.1.password", "%NULL%"),
+        message: "account.1.label",
+        interval: ("static.auto_provision.repeat.minutes", "1440", "5"),
+    },
+    Keys {
+        vendor: Vendor::Poly,
+        ext: "cfg",
+        enabled: ("reg.1.server.1.register", "1", "0"),
+        secret: ("reg.1.auth.password", ""),
+        message: "reg.1.label",
+        interval: ("prov.polling.period", "86400", "3600"),
+    },
+    Keys {
+        vendor: Vendor::Cisco,
+        ext: "xml",
+        enabled: ("Line_Enable_1_", "Yes", "No"),
+        secret: ("Password_1_", ""),
+        message: "Station_Display_Name",
+        interval: ("Resync_Periodic", "86400", "300"),
+    },
+    Keys {
+        vendor: Vendor::Grandstream,
+        ext: "xml",
+        enabled: ("P271", "1", "0"),
+        secret: ("P34", ""),
+        message: "P270",
+        interval: ("P193", "1440", "5"),
+    },
+    Keys {
+        vendor: Vendor::Snom,
+        ext: "xml",
+        enabled: ("user_active", "on", "off"),
+        secret: ("user_pass", ""),
+        message: "user_idle_text",
+        interval: ("settings_refresh_timer", "86400", "300"),
+    },
 ];
 
 fn check_golden(name: &str, body: &str) {
@@ -160,7 +195,13 @@ fn a_line_break_in_a_key_value_is_a_render_error_not_an_injected_line() {
 #[test]
 fn common_files_render_without_any_device() {
     let renderer = shipped();
-    for (vendor, file) in [(Vendor::Yealink, "common.cfg"), (Vendor::Poly, "common.xml"), (Vendor::Cisco, "common.xml"), (Vendor::Grandstream, "common.xml"), (Vendor::Snom, "common.xml")] {
+    for (vendor, file) in [
+        (Vendor::Yealink, "common.cfg"),
+        (Vendor::Poly, "common.xml"),
+        (Vendor::Cisco, "common.xml"),
+        (Vendor::Grandstream, "common.xml"),
+        (Vendor::Snom, "common.xml"),
+    ] {
         let view = CommonView::new(&Default::default(), vendor, None, "https://p.example/".into());
         let body = renderer.render_common(file, &view).unwrap().body;
         assert!(!body.contains(SECRET) && !body.to_lowercase().contains("password"), "{vendor}: {body}");
@@ -178,10 +219,19 @@ fn overrides_win_per_device_then_per_model() {
     let renderer = Renderer::load(&templates_dir(), Some(dir.path())).unwrap();
     renderer.check_all().unwrap();
     let mut view = sample_views().remove(0);
-    assert_eq!(renderer.render_device(Vendor::Yealink, "device.cfg", Some("T46S"), &view).unwrap().body, "device 805ec0a1b2c3\n");
+    assert_eq!(
+        renderer.render_device(Vendor::Yealink, "device.cfg", Some("T46S"), &view).unwrap().body,
+        "device 805ec0a1b2c3\n"
+    );
     view.mac = "805ec0000001".parse().unwrap();
-    assert_eq!(renderer.render_device(Vendor::Yealink, "device.cfg", Some("T46S"), &view).unwrap().body, "model T46S\n");
-    assert_eq!(renderer.find(Vendor::Yealink, "device.cfg", Some("T48S"), Some(&view.mac)), Some("yealink/device.cfg.j2"));
+    assert_eq!(
+        renderer.render_device(Vendor::Yealink, "device.cfg", Some("T46S"), &view).unwrap().body,
+        "model T46S\n"
+    );
+    assert_eq!(
+        renderer.find(Vendor::Yealink, "device.cfg", Some("T48S"), Some(&view.mac)),
+        Some("yealink/device.cfg.j2")
+    );
 }
 
 #[test]
@@ -209,7 +259,11 @@ fn broken_templates_are_start_up_errors_naming_file_and_line() {
 fn the_builtin_set_is_the_shipped_folder() {
     let builtin = Renderer::builtin(None).unwrap();
     builtin.check_all().unwrap();
-    assert_eq!(builtin.templates().collect::<Vec<_>>(), shipped().templates().collect::<Vec<_>>(), "add new files to BUILTIN");
+    assert_eq!(
+        builtin.templates().collect::<Vec<_>>(),
+        shipped().templates().collect::<Vec<_>>(),
+        "add new files to BUILTIN"
+    );
 }
 
 #[test]
@@ -217,7 +271,17 @@ fn well_formedness_check() {
     for good in ["<a/>", "<?xml version=\"1.0\"?>\n<a x=\"&amp;\">t&lt;&#65;<b/></a>\n<!-- c -->"] {
         assert_eq!(check_well_formed(good), Ok(()), "{good}");
     }
-    for bad in ["", "<a>", "<a></b>", "<a/><b/>", "x<a/>", "<a>&nope;</a>", "<a x=\"&nope;\"/>", "<!DOCTYPE a><a/>", "<a></a></a>"] {
+    for bad in [
+        "",
+        "<a>",
+        "<a></b>",
+        "<a/><b/>",
+        "x<a/>",
+        "<a>&nope;</a>",
+        "<a x=\"&nope;\"/>",
+        "<!DOCTYPE a><a/>",
+        "<a></a></a>",
+    ] {
         assert!(check_well_formed(bad).is_err(), "{bad}");
     }
 }

@@ -129,7 +129,12 @@ fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn fetch_request<'a>(method: &'a Method, uri: &'a Uri, headers: &'a HeaderMap, conn: &'a ConnectionInfo) -> FetchRequest<'a> {
+fn fetch_request<'a>(
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    conn: &'a ConnectionInfo,
+) -> FetchRequest<'a> {
     FetchRequest {
         method: method.as_str(),
         path: uri.path(),
@@ -212,7 +217,10 @@ pub fn reply_response(reply: Reply) -> Response {
             response
         }
         Reply::Challenge { www_authenticate } => {
-            let mut response = text(StatusCode::UNAUTHORIZED, "401 Unauthorized: this file is served only to the phone it belongs to\n");
+            let mut response = text(
+                StatusCode::UNAUTHORIZED,
+                "401 Unauthorized: this file is served only to the phone it belongs to\n",
+            );
             for value in www_authenticate {
                 if let Ok(value) = HeaderValue::from_str(&value) {
                     response.headers_mut().append(header::WWW_AUTHENTICATE, value);

@@ -78,17 +78,16 @@ struct Bench {
 async fn bench() -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let paths = certs::init_dir(dir.path(), &[mac(YEALINK), mac(POLY), mac(STRANGER)]).unwrap();
-    let config = ProvisioningConfig {
-        templates: render::tests::templates_dir(),
-        max_upload_bytes: 1024,
-        ..Default::default()
-    };
+    let config =
+        ProvisioningConfig { templates: render::tests::templates_dir(), max_upload_bytes: 1024, ..Default::default() };
     let mut backend = MemoryBackend::default();
     backend.devices.insert(mac(YEALINK), DeviceView::new(&config, mac(YEALINK), DeviceState::Active, Some(line())));
     backend.devices.insert(mac(POLY), DeviceView::new(&config, mac(POLY), DeviceState::Suspended, Some(line())));
     backend.secrets.insert(mac(YEALINK), PROV_PASSWORD.into());
     let backend = Arc::new(backend);
-    let tls = certs::provisioning_tls(&paths.server_cert, &paths.server_key, std::slice::from_ref(&paths.device_ca_cert)).unwrap();
+    let tls =
+        certs::provisioning_tls(&paths.server_cert, &paths.server_key, std::slice::from_ref(&paths.device_ca_cert))
+            .unwrap();
     let service = ProvisioningService::new(config, tls, backend.clone()).unwrap().with_auth_failure_limit(5);
     let service = Arc::new(service);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -102,7 +101,8 @@ impl Bench {
     /// A client trusting our CA, presenting `device`'s certificate if given.
     fn client(&self, device: Option<&str>) -> reqwest::Client {
         let ca = reqwest::Certificate::from_pem(&std::fs::read(&self.paths.ca_cert).unwrap()).unwrap();
-        let mut builder = reqwest::Client::builder().use_rustls_tls().tls_built_in_root_certs(false).add_root_certificate(ca);
+        let mut builder =
+            reqwest::Client::builder().use_rustls_tls().tls_built_in_root_certs(false).add_root_certificate(ca);
         if let Some(device) = device {
             let paths = self.paths.devices.iter().find(|d| d.mac.as_str() == device).unwrap();
             let mut pem = std::fs::read(&paths.cert).unwrap();
@@ -120,11 +120,12 @@ impl Bench {
     async fn raw(&self, request: &str) -> String {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(certs::load_certs(&self.paths.ca_cert).unwrap().remove(0)).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         let mut tls = connector.connect("localhost".try_into().unwrap(), tcp).await.unwrap();
@@ -153,7 +154,10 @@ async fn a_phone_with_its_certificate_gets_its_config_and_the_fetch_is_recorded(
     assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
     let etag = response.headers()[ETAG].to_str().unwrap().to_owned();
     let body = response.text().await.unwrap();
-    assert!(body.contains("account.1.enable = 1") && body.contains(&format!("account.1.password = {SIP_SECRET}")), "{body}");
+    assert!(
+        body.contains("account.1.enable = 1") && body.contains(&format!("account.1.password = {SIP_SECRET}")),
+        "{body}"
+    );
     let base = format!("static.auto_provision.server.url = https://127.0.0.1:{}/", bench.addr.port());
     assert!(body.contains(&base), "{body}");
 
@@ -163,7 +167,10 @@ async fn a_phone_with_its_certificate_gets_its_config_and_the_fetch_is_recorded(
     assert_eq!(fetches.len(), 2);
     let (who, fetch) = &fetches[0];
     assert_eq!(who.as_str(), YEALINK);
-    assert_eq!((fetch.vendor, fetch.model.as_deref(), fetch.firmware.as_deref()), (Some(Vendor::Yealink), Some("T46S"), Some("66.86.0.15")));
+    assert_eq!(
+        (fetch.vendor, fetch.model.as_deref(), fetch.firmware.as_deref()),
+        (Some(Vendor::Yealink), Some("T46S"), Some("66.86.0.15"))
+    );
     assert_eq!((fetch.file.as_str(), fetch.address.ip()), ("805EC0A1B2C3.cfg", bench.addr.ip()));
     assert_eq!(fetch.user_agent.as_deref(), Some(YEALINK_UA));
     assert!(fetch.carries_state());
@@ -174,7 +181,10 @@ async fn a_phone_with_its_certificate_gets_its_config_and_the_fetch_is_recorded(
     let body = common.text().await.unwrap();
     assert!(!body.contains("password") && !body.contains(SIP_SECRET), "{body}");
     let outcomes = outcomes.lock().unwrap().clone();
-    assert_eq!(outcomes, [(Some(Vendor::Yealink), "ok"), (Some(Vendor::Yealink), "not_modified"), (Some(Vendor::Yealink), "ok")]);
+    assert_eq!(
+        outcomes,
+        [(Some(Vendor::Yealink), "ok"), (Some(Vendor::Yealink), "not_modified"), (Some(Vendor::Yealink), "ok")]
+    );
     bench.stop().await;
 }
 
@@ -227,7 +237,8 @@ async fn a_mac_scan_without_proof_gets_identical_challenges_and_no_config() {
             .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
             .collect();
         headers.sort();
-        let challenges: Vec<String> = response.headers().get_all(WWW_AUTHENTICATE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        let challenges: Vec<String> =
+            response.headers().get_all(WWW_AUTHENTICATE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
         let nonce = nonce_of(&challenges[0]);
         let shape = challenges.join("\n").replace(&nonce, "NONCE");
         let body = response.text().await.unwrap();
@@ -249,10 +260,12 @@ async fn digest_proof_works_once_and_a_certificate_for_another_mac_does_not() {
     for (index, algorithm) in ["SHA-256", "MD5"].into_iter().enumerate() {
         let challenge = phone.get(&url).send().await.unwrap();
         assert_eq!(challenge.status(), StatusCode::UNAUTHORIZED);
-        let values: Vec<&str> = challenge.headers().get_all(WWW_AUTHENTICATE).iter().map(|v| v.to_str().unwrap()).collect();
+        let values: Vec<&str> =
+            challenge.headers().get_all(WWW_AUTHENTICATE).iter().map(|v| v.to_str().unwrap()).collect();
         assert_eq!(values.len(), 2);
         assert!(values[index].contains(&format!("algorithm={algorithm},")), "{values:?}");
-        let header = digest_header(&nonce_of(values[index]), YEALINK, PROV_PASSWORD, "GET", "/805ec0a1b2c3.cfg", algorithm, 1);
+        let header =
+            digest_header(&nonce_of(values[index]), YEALINK, PROV_PASSWORD, "GET", "/805ec0a1b2c3.cfg", algorithm, 1);
         let response = phone.get(&url).header(AUTHORIZATION, &header).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{algorithm}");
         assert!(response.text().await.unwrap().contains(SIP_SECRET));
@@ -310,7 +323,14 @@ async fn failed_proofs_are_logged_for_fail2ban_and_throttled() {
 #[tokio::test]
 async fn traversal_and_odd_paths_are_404_before_any_challenge() {
     let bench = bench().await;
-    for path in ["/../805ec0a1b2c3.cfg", "/a/%2e%2e/805ec0a1b2c3.cfg", "/..%2f805ec0a1b2c3.cfg", "/etc/passwd", "/", "/x/./805ec0a1b2c3.cfg"] {
+    for path in [
+        "/../805ec0a1b2c3.cfg",
+        "/a/%2e%2e/805ec0a1b2c3.cfg",
+        "/..%2f805ec0a1b2c3.cfg",
+        "/etc/passwd",
+        "/",
+        "/x/./805ec0a1b2c3.cfg",
+    ] {
         let answer = bench.raw(&format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")).await;
         assert!(answer.starts_with("HTTP/1.1 404"), "{path}: {answer}");
     }

@@ -136,10 +136,7 @@ fn parse_poly(ua: &str) -> Option<UserAgent> {
         None => (product, None),
     };
     let model = name.split_once('-').map(|(_, model)| model.to_owned());
-    let mac = rest
-        .split_once("(SN:")
-        .and_then(|(_, tail)| tail.split_once(')'))
-        .and_then(|(sn, _)| sn.parse().ok());
+    let mac = rest.split_once("(SN:").and_then(|(_, tail)| tail.split_once(')')).and_then(|(sn, _)| sn.parse().ok());
     Some(UserAgent { vendor: Vendor::Poly, model, firmware, mac })
 }
 
@@ -158,11 +155,8 @@ fn parse_cisco(ua: &str) -> Option<UserAgent> {
         (model, firmware, rest)
     };
     // The first parenthesised group that is a MAC (the serial number follows it on SPA).
-    let mac = tail
-        .split('(')
-        .skip(1)
-        .filter_map(|group| group.split_once(')'))
-        .find_map(|(inner, _)| inner.parse().ok());
+    let mac =
+        tail.split('(').skip(1).filter_map(|group| group.split_once(')')).find_map(|(inner, _)| inner.parse().ok());
     Some(UserAgent {
         vendor: Vendor::Cisco,
         model: (!model.is_empty()).then(|| model.to_owned()),
@@ -193,16 +187,14 @@ fn parse_grandstream(ua: &str) -> Option<UserAgent> {
 /// `Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 000413922D24 SXM:0 UXM:0)`
 fn parse_snom(ua: &str) -> Option<UserAgent> {
     let tokens: Vec<&str> = ua.split(|c: char| c.is_whitespace() || c == ';' || c == '(' || c == ')').collect();
-    let at = tokens.iter().position(|t| {
-        strip_prefix_ci(t, "snom").is_some_and(|rest| rest.len() > 4 && rest.ends_with("-SIP"))
-    })?;
+    let at = tokens
+        .iter()
+        .position(|t| strip_prefix_ci(t, "snom").is_some_and(|rest| rest.len() > 4 && rest.ends_with("-SIP")))?;
     let model = &tokens[at][4..tokens[at].len() - 4];
     let rest: Vec<&str> = tokens[at + 1..].iter().copied().filter(|t| !t.is_empty()).collect();
     let firmware = rest.first().filter(|t| firmware_like(t)).map(|t| (*t).to_owned());
-    let mac = rest
-        .iter()
-        .find(|t| t.len() == 12 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-        .and_then(|t| t.parse().ok());
+    let mac =
+        rest.iter().find(|t| t.len() == 12 && t.bytes().all(|b| b.is_ascii_hexdigit())).and_then(|t| t.parse().ok());
     Some(UserAgent { vendor: Vendor::Snom, model: Some(model.to_owned()), firmware, mac })
 }
 
@@ -257,7 +249,10 @@ impl DeviceFile {
     /// True for the file that carries the device's state (its line, its message) — the fetch
     /// that shows the phone has its current config — rather than a boot/master/index file.
     pub fn carries_state(self, vendor: Vendor) -> bool {
-        !matches!((self, vendor), (DeviceFile::MacBoot, _) | (DeviceFile::SnomHtm, _) | (DeviceFile::MacCfg, Vendor::Poly))
+        !matches!(
+            (self, vendor),
+            (DeviceFile::MacBoot, _) | (DeviceFile::SnomHtm, _) | (DeviceFile::MacCfg, Vendor::Poly)
+        )
     }
 
     /// Picks the vendor: the only one that asks for this name, else the first hint (User-Agent,
@@ -415,20 +410,92 @@ mod tests {
     #[test]
     fn user_agents_of_every_vendor() {
         let cases: &[Case] = &[
-            ("Yealink SIP-T46S 66.86.0.15 80:5e:c0:a1:b2:c3", Vendor::Yealink, Some("T46S"), Some("66.86.0.15"), Some("805ec0a1b2c3")),
-            ("Yealink SIP VP-T49G 51.80.0.10 00:15:65:9b:5a:44", Vendor::Yealink, Some("T49G"), Some("51.80.0.10"), Some("0015659b5a44")),
+            (
+                "Yealink SIP-T46S 66.86.0.15 80:5e:c0:a1:b2:c3",
+                Vendor::Yealink,
+                Some("T46S"),
+                Some("66.86.0.15"),
+                Some("805ec0a1b2c3"),
+            ),
+            (
+                "Yealink SIP VP-T49G 51.80.0.10 00:15:65:9b:5a:44",
+                Vendor::Yealink,
+                Some("T49G"),
+                Some("51.80.0.10"),
+                Some("0015659b5a44"),
+            ),
             ("Yealink-T46G 28.71.0.81 28.1.0.128.0.0.0", Vendor::Yealink, Some("T46G"), Some("28.71.0.81"), None),
-            ("Yealink SIP-T54W 96.86.0.100 805ec0a1b2c3", Vendor::Yealink, Some("T54W"), Some("96.86.0.100"), Some("805ec0a1b2c3")),
-            ("FileTransport PolycomVVX-VVX_450-UA/6.4.0.1234 (SN:0004f2a1b2c3) Type/Application", Vendor::Poly, Some("VVX_450"), Some("6.4.0.1234"), Some("0004f2a1b2c3")),
-            ("FileTransport PolyEdge-Edge_E450-UA/8.0.0.15602 Type/Application", Vendor::Poly, Some("Edge_E450"), Some("8.0.0.15602"), None),
-            ("Cisco-CP-8841-3PCC/11.0 (00562b043615)", Vendor::Cisco, Some("8841-3PCC"), Some("11.0"), Some("00562b043615")),
-            ("Cisco/SPA508G-7.4.8a (0002FDFF2103)(CBT141400UK)", Vendor::Cisco, Some("SPA508G"), Some("7.4.8a"), Some("0002fdff2103")),
+            (
+                "Yealink SIP-T54W 96.86.0.100 805ec0a1b2c3",
+                Vendor::Yealink,
+                Some("T54W"),
+                Some("96.86.0.100"),
+                Some("805ec0a1b2c3"),
+            ),
+            (
+                "FileTransport PolycomVVX-VVX_450-UA/6.4.0.1234 (SN:0004f2a1b2c3) Type/Application",
+                Vendor::Poly,
+                Some("VVX_450"),
+                Some("6.4.0.1234"),
+                Some("0004f2a1b2c3"),
+            ),
+            (
+                "FileTransport PolyEdge-Edge_E450-UA/8.0.0.15602 Type/Application",
+                Vendor::Poly,
+                Some("Edge_E450"),
+                Some("8.0.0.15602"),
+                None,
+            ),
+            (
+                "Cisco-CP-8841-3PCC/11.0 (00562b043615)",
+                Vendor::Cisco,
+                Some("8841-3PCC"),
+                Some("11.0"),
+                Some("00562b043615"),
+            ),
+            (
+                "Cisco/SPA508G-7.4.8a (0002FDFF2103)(CBT141400UK)",
+                Vendor::Cisco,
+                Some("SPA508G"),
+                Some("7.4.8a"),
+                Some("0002fdff2103"),
+            ),
             ("Cisco/SPA525G-7.4.7 (CBT141900G7)", Vendor::Cisco, Some("SPA525G"), Some("7.4.7"), None),
-            ("Linksys/SPA-942-6.1.5(a) (88019FA42805)", Vendor::Cisco, Some("SPA-942"), Some("6.1.5(a)"), Some("88019fa42805")),
-            ("Grandstream Model HW GXP2170 SW 1.0.11.79 DevId c074ad2bd859", Vendor::Grandstream, Some("GXP2170"), Some("1.0.11.79"), Some("c074ad2bd859")),
-            ("Grandstream Model HW GXV3350  V1.3A SW 1.0.1.8 DevId c074ad150b88", Vendor::Grandstream, Some("GXV3350"), Some("1.0.1.8"), Some("c074ad150b88")),
-            ("Grandstream GXP2000 (gxp2000e.bin:1.2.5.3/boot55e.bin:1.1.6.9) DevId 000b822726c8", Vendor::Grandstream, Some("GXP2000"), None, Some("000b822726c8")),
-            ("Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 000413922D24 SXM:0 UXM:0)", Vendor::Snom, Some("D785"), Some("10.1.33.33"), Some("000413922d24")),
+            (
+                "Linksys/SPA-942-6.1.5(a) (88019FA42805)",
+                Vendor::Cisco,
+                Some("SPA-942"),
+                Some("6.1.5(a)"),
+                Some("88019fa42805"),
+            ),
+            (
+                "Grandstream Model HW GXP2170 SW 1.0.11.79 DevId c074ad2bd859",
+                Vendor::Grandstream,
+                Some("GXP2170"),
+                Some("1.0.11.79"),
+                Some("c074ad2bd859"),
+            ),
+            (
+                "Grandstream Model HW GXV3350  V1.3A SW 1.0.1.8 DevId c074ad150b88",
+                Vendor::Grandstream,
+                Some("GXV3350"),
+                Some("1.0.1.8"),
+                Some("c074ad150b88"),
+            ),
+            (
+                "Grandstream GXP2000 (gxp2000e.bin:1.2.5.3/boot55e.bin:1.1.6.9) DevId 000b822726c8",
+                Vendor::Grandstream,
+                Some("GXP2000"),
+                None,
+                Some("000b822726c8"),
+            ),
+            (
+                "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 000413922D24 SXM:0 UXM:0)",
+                Vendor::Snom,
+                Some("D785"),
+                Some("10.1.33.33"),
+                Some("000413922d24"),
+            ),
             ("Mozilla/4.0 (compatible; snom320-SIP 8.4.18 1.1.3-s)", Vendor::Snom, Some("320"), Some("8.4.18"), None),
         ];
         for (ua, vendor, model, fw, m) in cases {
@@ -486,17 +553,33 @@ mod tests {
     fn poly_upload_names() {
         for suffix in UPLOAD_SUFFIXES {
             let path = format!("/0004F2A1B2C3{suffix}");
-            assert_eq!(classify(&path, None), FileRequest::Upload { mac: mac("0004f2a1b2c3"), name: path[1..].to_owned() });
+            assert_eq!(
+                classify(&path, None),
+                FileRequest::Upload { mac: mac("0004f2a1b2c3"), name: path[1..].to_owned() }
+            );
         }
     }
 
     #[test]
     fn traversal_and_junk_are_unknown() {
         for p in [
-            "/../805ec0a1b2c3.cfg", "/a/../805ec0a1b2c3.cfg", "/./805ec0a1b2c3.cfg", "//805ec0a1b2c3.cfg",
-            "/%2e%2e/805ec0a1b2c3.cfg", "/805ec0a1b2c3.cfg/", "/a\\805ec0a1b2c3.cfg", "805ec0a1b2c3.cfg", "/",
-            "/etc/passwd", "/805ec0a1b2c.cfg", "/805ec0a1b2c3.txt", "/000000000000.xml", "/y000000000066.boot",
-            "/snomD785-x.htm", "/cfg805ec0a1b2c3", "/805ec0a1b2c3-local.cfg",
+            "/../805ec0a1b2c3.cfg",
+            "/a/../805ec0a1b2c3.cfg",
+            "/./805ec0a1b2c3.cfg",
+            "//805ec0a1b2c3.cfg",
+            "/%2e%2e/805ec0a1b2c3.cfg",
+            "/805ec0a1b2c3.cfg/",
+            "/a\\805ec0a1b2c3.cfg",
+            "805ec0a1b2c3.cfg",
+            "/",
+            "/etc/passwd",
+            "/805ec0a1b2c.cfg",
+            "/805ec0a1b2c3.txt",
+            "/000000000000.xml",
+            "/y000000000066.boot",
+            "/snomD785-x.htm",
+            "/cfg805ec0a1b2c3",
+            "/805ec0a1b2c3-local.cfg",
         ] {
             assert_eq!(classify(p, None), FileRequest::Unknown, "{p}");
         }
@@ -505,7 +588,10 @@ mod tests {
     #[test]
     fn vendor_resolution_uses_hints_in_order() {
         assert_eq!(DeviceFile::MacCfg.resolve_vendor(&[None, Some(Vendor::Poly)]), Some(Vendor::Poly));
-        assert_eq!(DeviceFile::MacCfg.resolve_vendor(&[Some(Vendor::Snom), Some(Vendor::Yealink)]), Some(Vendor::Yealink));
+        assert_eq!(
+            DeviceFile::MacCfg.resolve_vendor(&[Some(Vendor::Snom), Some(Vendor::Yealink)]),
+            Some(Vendor::Yealink)
+        );
         assert_eq!(DeviceFile::MacXml.resolve_vendor(&[None, None]), None);
         assert_eq!(Vendor::from_oui(&mac("000413922d24")), Some(Vendor::Snom));
         assert_eq!("Polycom".parse::<Vendor>(), Ok(Vendor::Poly));

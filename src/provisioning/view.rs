@@ -129,7 +129,12 @@ pub struct CommonView {
 
 impl CommonView {
     /// Bootstrap files use the short re-fetch interval: the phone should come back for its own file.
-    pub fn new(config: &ProvisioningConfig, vendor: Vendor, model: Option<String>, provisioning_url: String) -> CommonView {
+    pub fn new(
+        config: &ProvisioningConfig,
+        vendor: Vendor,
+        model: Option<String>,
+        provisioning_url: String,
+    ) -> CommonView {
         CommonView {
             vendor,
             model,
@@ -279,7 +284,13 @@ impl TimeZone {
         let (sign, abs) = (if minutes < 0 { '-' } else { '+' }, minutes.unsigned_abs());
         let (h, m) = (abs / 60, abs % 60);
         let short = if m == 0 { format!("{h}") } else { format!("{h}:{m:02}") };
-        let posix_sign = if minutes > 0 { "-" } else if minutes < 0 { "+" } else { "" };
+        let posix_sign = if minutes > 0 {
+            "-"
+        } else if minutes < 0 {
+            "+"
+        } else {
+            ""
+        };
         TimeZone {
             name: name.to_owned(),
             known: offset.is_some(),

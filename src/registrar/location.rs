@@ -67,13 +67,8 @@ impl LocationTable {
         events: EventBus,
         metrics: Arc<Metrics>,
     ) -> LocationTable {
-        let table = LocationTable {
-            map: DashMap::new(),
-            expiry: Mutex::new(BinaryHeap::new()),
-            store,
-            events,
-            metrics,
-        };
+        let table =
+            LocationTable { map: DashMap::new(), expiry: Mutex::new(BinaryHeap::new()), store, events, metrics };
         let mut stale = Vec::new();
         {
             let mut heap = table.expiry.lock();
@@ -121,7 +116,12 @@ impl LocationTable {
             }
         }
         for b in changes.added.iter().chain(&changes.refreshed) {
-            ops.push(StoreOp::PutBinding { aor: aor.0.clone(), key: b.key.clone(), expires_at: b.expires_at, doc: binding_doc(b) });
+            ops.push(StoreOp::PutBinding {
+                aor: aor.0.clone(),
+                key: b.key.clone(),
+                expires_at: b.expires_at,
+                doc: binding_doc(b),
+            });
         }
         for (b, _) in &changes.removed {
             ops.push(StoreOp::DeleteBinding { aor: aor.0.clone(), key: b.key.clone() });
@@ -228,7 +228,8 @@ impl LocationTable {
             let gone = self.with_aor(&aor, |bindings| {
                 let i = bindings.iter().position(|b| b.key == key && b.expires_at == at && at <= now)?;
                 let b = bindings.remove(i);
-                self.store.submit(vec![StoreOp::DeleteBinding { aor: aor.0.clone(), key: b.key.clone() }], Completion::None);
+                self.store
+                    .submit(vec![StoreOp::DeleteBinding { aor: aor.0.clone(), key: b.key.clone() }], Completion::None);
                 Some(b)
             });
             if let Some(b) = gone {

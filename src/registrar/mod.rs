@@ -15,8 +15,8 @@
 
 pub mod binding;
 pub mod location;
-pub mod rules;
 mod register;
+pub mod rules;
 
 use std::sync::Arc;
 

@@ -302,9 +302,8 @@ impl Registrar {
                 }
             };
             let ok = self.ok_response(&req, &inbound, bindings, now);
-            let done = Completion::Callback(Box::new(move |stored| {
-                this.after_commit(stored, &req, &inbound, &extension, ok)
-            }));
+            let done =
+                Completion::Callback(Box::new(move |stored| this.after_commit(stored, &req, &inbound, &extension, ok)));
             self.location.record(&aor, &changes, done);
             Ok(())
         });
@@ -334,7 +333,14 @@ impl Registrar {
         b.finish()
     }
 
-    fn after_commit(&self, stored: Result<(), crate::directory::store::StoreError>, req: &Request, inbound: &Inbound, extension: &str, ok: Bytes) {
+    fn after_commit(
+        &self,
+        stored: Result<(), crate::directory::store::StoreError>,
+        req: &Request,
+        inbound: &Inbound,
+        extension: &str,
+        ok: Bytes,
+    ) {
         match stored {
             Err(_) => self.refuse(req, inbound, Refusal::new(500).header("Retry-After", "5")),
             Ok(()) => match self.directory.extension_state(extension) {

@@ -224,20 +224,30 @@ mod tests {
     }
 
     fn contact(uri: &str, expires: u32) -> ContactUpdate {
-        ContactUpdate { key: binding_key(uri, None, None), contact: uri.into(), instance: None, reg_id: None, q: None, expires }
+        ContactUpdate {
+            key: binding_key(uri, None, None),
+            contact: uri.into(),
+            instance: None,
+            reg_id: None,
+            q: None,
+            expires,
+        }
     }
 
     #[test]
     fn add_refresh_remove() {
         let mut b = vec![];
-        let c = apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 60)]), &facts("x", 1, "b1", 100), 10).unwrap();
+        let c =
+            apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 60)]), &facts("x", 1, "b1", 100), 10).unwrap();
         assert_eq!(c.added.len(), 1);
         assert_eq!(b[0].expires_at, 160);
-        let c = apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 120)]), &facts("x", 2, "b2", 110), 10).unwrap();
+        let c = apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 120)]), &facts("x", 2, "b2", 110), 10)
+            .unwrap();
         assert_eq!(c.refreshed.len(), 1);
         assert_eq!(b[0].expires_at, 230);
         assert_eq!(b[0].registered_at, 100);
-        let c = apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 0)]), &facts("x", 3, "b3", 120), 10).unwrap();
+        let c =
+            apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 0)]), &facts("x", 3, "b3", 120), 10).unwrap();
         assert_eq!(c.removed.len(), 1);
         assert!(b.is_empty());
     }
@@ -263,7 +273,8 @@ mod tests {
     fn retransmission_changes_nothing() {
         let mut b = vec![];
         apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 60)]), &facts("x", 5, "b1", 100), 10).unwrap();
-        let c = apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 60)]), &facts("x", 5, "b1", 101), 10).unwrap();
+        let c =
+            apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 60)]), &facts("x", 5, "b1", 101), 10).unwrap();
         assert!(c.retransmission && c.is_empty());
         assert_eq!(b[0].expires_at, 160);
     }
@@ -280,11 +291,13 @@ mod tests {
             expires: 60,
         };
         apply(&mut b, &ContactChange::Update(vec![inst("sip:a@10.0.0.1")]), &facts("x", 1, "b1", 100), 2).unwrap();
-        let c = apply(&mut b, &ContactChange::Update(vec![inst("sip:a@10.0.0.2")]), &facts("y", 1, "b2", 101), 2).unwrap();
+        let c =
+            apply(&mut b, &ContactChange::Update(vec![inst("sip:a@10.0.0.2")]), &facts("y", 1, "b2", 101), 2).unwrap();
         assert_eq!((b.len(), c.removed[0].1), (1, Removal::Replaced));
         assert_eq!(b[0].contact, "sip:a@10.0.0.2");
         apply(&mut b, &ContactChange::Update(vec![contact("sip:b@1", 60)]), &facts("z", 1, "b3", 102), 2).unwrap();
-        let c = apply(&mut b, &ContactChange::Update(vec![contact("sip:c@1", 60)]), &facts("w", 1, "b4", 103), 2).unwrap();
+        let c =
+            apply(&mut b, &ContactChange::Update(vec![contact("sip:c@1", 60)]), &facts("w", 1, "b4", 103), 2).unwrap();
         assert_eq!(b.len(), 2);
         assert_eq!(c.removed[0].1, Removal::Evicted);
         assert_eq!(c.removed[0].0.contact, "sip:a@10.0.0.2");
@@ -293,8 +306,13 @@ mod tests {
     #[test]
     fn remove_all_and_query() {
         let mut b = vec![];
-        apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 60), contact("sip:b@1", 60)]), &facts("x", 1, "b1", 100), 10)
-            .unwrap();
+        apply(
+            &mut b,
+            &ContactChange::Update(vec![contact("sip:a@1", 60), contact("sip:b@1", 60)]),
+            &facts("x", 1, "b1", 100),
+            10,
+        )
+        .unwrap();
         assert!(apply(&mut b, &ContactChange::Query, &facts("x", 2, "b2", 100), 10).unwrap().is_empty());
         let c = apply(&mut b, &ContactChange::RemoveAll, &facts("x", 3, "b3", 100), 10).unwrap();
         assert_eq!(c.removed.len(), 2);

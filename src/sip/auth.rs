@@ -301,13 +301,22 @@ mod tests {
         let a = DigestAuthority::new("pbx.test", 300, vec![DigestAlgorithm::Md5]);
         let mut nonce = a.nonce(1000);
         nonce.replace_range(0..1, if nonce.starts_with('0') { "1" } else { "0" });
-        assert_eq!(a.verify(&creds(&a, DigestAlgorithm::Md5, 1, &nonce), "REGISTER", "secret", 1001), Verdict::UnknownNonce);
+        assert_eq!(
+            a.verify(&creds(&a, DigestAlgorithm::Md5, 1, &nonce), "REGISTER", "secret", 1001),
+            Verdict::UnknownNonce
+        );
         let other = DigestAuthority::new("pbx.test", 300, vec![DigestAlgorithm::Md5]);
         let theirs = other.nonce(1000);
-        assert_eq!(a.verify(&creds(&a, DigestAlgorithm::Md5, 1, &theirs), "REGISTER", "secret", 1001), Verdict::UnknownNonce);
+        assert_eq!(
+            a.verify(&creds(&a, DigestAlgorithm::Md5, 1, &theirs), "REGISTER", "secret", 1001),
+            Verdict::UnknownNonce
+        );
         // Not offered: SHA-256 when only MD5 is configured.
         let n = a.nonce(1000);
-        assert_eq!(a.verify(&creds(&a, DigestAlgorithm::Sha256, 1, &n), "REGISTER", "secret", 1001), Verdict::UnknownNonce);
+        assert_eq!(
+            a.verify(&creds(&a, DigestAlgorithm::Sha256, 1, &n), "REGISTER", "secret", 1001),
+            Verdict::UnknownNonce
+        );
         let ch = a.challenges(5, true);
         assert_eq!(ch.len(), 1);
         assert!(ch[0].contains("stale=true") && ch[0].contains("algorithm=MD5") && ch[0].contains("qop=\"auth\""));

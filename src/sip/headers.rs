@@ -66,9 +66,7 @@ pub(crate) fn parse_u32(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.bytes().try_fold(0u32, |n, d| {
-        n.checked_mul(10)?.checked_add(u32::from(d - b'0'))
-    })
+    s.bytes().try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
 }
 
 /// Decimal digits to u32, clamping overlarge values to `u32::MAX` (delta-seconds).
@@ -121,10 +119,7 @@ impl<'a> Scanner<'a> {
     pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
         let start = self.pos;
         let rest = &self.s.as_bytes()[start..];
-        self.pos += rest
-            .iter()
-            .position(|&b| !(b.is_ascii() && f(b)))
-            .unwrap_or(rest.len());
+        self.pos += rest.iter().position(|&b| !(b.is_ascii() && f(b))).unwrap_or(rest.len());
         &self.s[start..self.pos]
     }
 
@@ -156,9 +151,9 @@ impl<'a> Scanner<'a> {
                 b'"' => {
                     self.pos = i + 1;
                     // Only ASCII bytes were removed, so `out` is valid UTF-8 if the input was.
-                    return Some(Cow::Owned(String::from_utf8(out).unwrap_or_else(|e| {
-                        String::from_utf8_lossy(e.as_bytes()).into_owned()
-                    })));
+                    return Some(Cow::Owned(
+                        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    ));
                 }
                 b'\\' if i + 1 < b.len() => {
                     out.push(b[i + 1]);
@@ -219,12 +214,7 @@ impl<'a> Scanner<'a> {
             None => return Ok(None),
             Some(b',') if stop_at_comma => return Ok(None),
             Some(b';') => self.pos += 1,
-            Some(_) => {
-                return Err(HeaderError::new(
-                    header,
-                    "junk where a parameter was expected",
-                ))
-            }
+            Some(_) => return Err(HeaderError::new(header, "junk where a parameter was expected")),
         }
         self.skip_ws();
         let name = self.token();
@@ -235,10 +225,7 @@ impl<'a> Scanner<'a> {
         self.skip_ws();
         let value = if self.eat(b'=') {
             self.skip_ws();
-            Some(
-                self.param_value()
-                    .ok_or(HeaderError::new(header, "bad parameter value"))?,
-            )
+            Some(self.param_value().ok_or(HeaderError::new(header, "bad parameter value"))?)
         } else {
             self.pos = save;
             None
@@ -248,14 +235,8 @@ impl<'a> Scanner<'a> {
 }
 
 /// Looks a parameter up by (lowercase) name.
-pub(crate) fn find_param<'a>(
-    params: &'a [(String, Option<String>)],
-    name: &str,
-) -> Option<Option<&'a str>> {
-    params
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_deref())
+pub(crate) fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<Option<&'a str>> {
+    params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref())
 }
 
 #[cfg(test)]
@@ -264,22 +245,10 @@ mod tests {
 
     #[test]
     fn cseq() {
-        assert_eq!(
-            CSeq::parse("2 REGISTER").unwrap(),
-            CSeq {
-                seq: 2,
-                method: Method::Register
-            }
-        );
+        assert_eq!(CSeq::parse("2 REGISTER").unwrap(), CSeq { seq: 2, method: Method::Register });
         assert_eq!(CSeq::parse("0009 INVITE").unwrap().seq, 9);
-        assert_eq!(
-            CSeq::parse("  4294967295\t  OPTIONS ").unwrap().seq,
-            u32::MAX
-        );
-        assert_eq!(
-            CSeq::parse("29344 RE%47IST%45R").unwrap().method,
-            Method::Extension("RE%47IST%45R".into())
-        );
+        assert_eq!(CSeq::parse("  4294967295\t  OPTIONS ").unwrap().seq, u32::MAX);
+        assert_eq!(CSeq::parse("29344 RE%47IST%45R").unwrap().method, Method::Extension("RE%47IST%45R".into()));
         for bad in [
             "4294967296 INVITE",
             "36893488147419103232 REGISTER",
@@ -300,11 +269,7 @@ mod tests {
         let p = sc.params(true, "T").unwrap();
         assert_eq!(
             p,
-            vec![
-                ("tag".into(), Some("1918181833n".into())),
-                ("lr".into(), None),
-                ("x".into(), Some("a;b\"c".into())),
-            ]
+            vec![("tag".into(), Some("1918181833n".into())), ("lr".into(), None), ("x".into(), Some("a;b\"c".into())),]
         );
         assert_eq!(sc.peek(), Some(b','));
         assert!(Scanner::new(";;").params(false, "T").is_err());
@@ -312,10 +277,7 @@ mod tests {
         assert!(Scanner::new(";a=").params(false, "T").is_err());
         assert!(Scanner::new(";a=\"open").params(false, "T").is_err());
         assert!(Scanner::new(" x").params(false, "T").is_err());
-        assert_eq!(
-            parse_u32_saturating("10000000000000000000000"),
-            Some(u32::MAX)
-        );
+        assert_eq!(parse_u32_saturating("10000000000000000000000"), Some(u32::MAX));
         assert_eq!(parse_u32_saturating("12a"), None);
     }
 }

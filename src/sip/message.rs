@@ -122,27 +122,18 @@ impl Headers {
     /// The first row named `name` (case-insensitive; compact forms such as `"i"` work too).
     pub fn get(&self, name: &str) -> Option<&str> {
         let name = query_name(name);
-        self.0
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+        self.0.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
     }
 
     /// Every row named `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let name = query_name(name);
-        self.0
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+        self.0.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
     }
 
     pub fn count(&self, name: &str) -> usize {
         let name = query_name(name);
-        self.0
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .count()
+        self.0.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).count()
     }
 
     /// Appends a row; a known name (long or compact, any case) is stored in its canonical form.
@@ -152,10 +143,7 @@ impl Headers {
             Some(c) => c.to_owned(),
             None => name,
         };
-        self.0.push(Header {
-            name,
-            value: value.into(),
-        });
+        self.0.push(Header { name, value: value.into() });
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Header> {
@@ -238,10 +226,7 @@ pub enum Framing {
 /// * Stream: no Content-Length is [`FrameError::MissingContentLength`]; a message not yet complete
 ///   is [`FrameError::Incomplete`].
 pub fn parse_message(buf: &[u8], framing: Framing) -> Result<(RawMessage, usize), FrameError> {
-    let skip = buf
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .ok_or(FrameError::Incomplete)?;
+    let skip = buf.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(FrameError::Incomplete)?;
     let data = &buf[skip..];
     let Some((head_len, body_off)) = find_header_end(data) else {
         return Err(if data.len() > MAX_MESSAGE_SIZE {
@@ -284,21 +269,12 @@ pub fn parse_message(buf: &[u8], framing: Framing) -> Result<(RawMessage, usize)
         }
         None => match framing {
             Framing::Stream => return Err(FrameError::MissingContentLength),
-            Framing::Datagram if body_off + avail > MAX_MESSAGE_SIZE => {
-                return Err(FrameError::TooLarge)
-            }
+            Framing::Datagram if body_off + avail > MAX_MESSAGE_SIZE => return Err(FrameError::TooLarge),
             Framing::Datagram => avail,
         },
     };
     let body = Bytes::copy_from_slice(&data[body_off..body_off + body_len]);
-    Ok((
-        RawMessage {
-            start,
-            headers: Headers(headers),
-            body,
-        },
-        skip + body_off + body_len,
-    ))
+    Ok((RawMessage { start, headers: Headers(headers), body }, skip + body_off + body_len))
 }
 
 /// When [`parse_message`] failed, recovers the Via, From, To, Call-ID and CSeq rows of what looks
@@ -311,10 +287,7 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
     let first_end = memchr(b'\n', data).unwrap_or(data.len());
     let first = strip_cr(&data[..first_end]);
     let sp = memchr(b' ', first)?;
-    if sp == 0
-        || !first[..sp].iter().all(|&b| is_token_byte(b))
-        || first[sp..].trim_ascii().is_empty()
-    {
+    if sp == 0 || !first[..sp].iter().all(|&b| is_token_byte(b)) || first[sp..].trim_ascii().is_empty() {
         return None;
     }
     if first.starts_with(b"SIP/") {
@@ -322,11 +295,7 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
     }
     let mut out = Headers::default();
     let mut keep_last = false;
-    for line in data
-        .get(first_end + 1..)
-        .unwrap_or(&[])
-        .split(|&b| b == b'\n')
-    {
+    for line in data.get(first_end + 1..).unwrap_or(&[]).split(|&b| b == b'\n') {
         let line = strip_cr(line);
         match line.first() {
             None => break,
@@ -345,13 +314,8 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
                 let Ok(name) = std::str::from_utf8(trim_lws(&line[..colon])) else {
                     continue;
                 };
-                if let Some(canon @ ("Via" | "From" | "To" | "Call-ID" | "CSeq")) =
-                    canonical_name(name)
-                {
-                    out.0.push(Header {
-                        name: canon.to_owned(),
-                        value: bytes_to_string(trim_lws(&line[colon + 1..])),
-                    });
+                if let Some(canon @ ("Via" | "From" | "To" | "Call-ID" | "CSeq")) = canonical_name(name) {
+                    out.0.push(Header { name: canon.to_owned(), value: bytes_to_string(trim_lws(&line[colon + 1..])) });
                     keep_last = true;
                 }
             }
@@ -383,14 +347,8 @@ pub(crate) fn is_token_byte(b: u8) -> bool {
 /// Trims SP and HT at both ends.
 pub(crate) fn trim_ws(s: &str) -> &str {
     let b = s.as_bytes();
-    let start = b
-        .iter()
-        .position(|&c| c != b' ' && c != b'\t')
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|&c| c != b' ' && c != b'\t')
-        .map_or(start, |e| e + 1);
+    let start = b.iter().position(|&c| c != b' ' && c != b'\t').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b' ' && c != b'\t').map_or(start, |e| e + 1);
     &s[start..end]
 }
 
@@ -399,14 +357,8 @@ pub(crate) fn is_token(s: &str) -> bool {
 }
 
 fn trim_lws(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|&c| c != b' ' && c != b'\t')
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|&c| c != b' ' && c != b'\t')
-        .map_or(start, |e| e + 1);
+    let start = b.iter().position(|&c| c != b' ' && c != b'\t').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b' ' && c != b'\t').map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -463,25 +415,17 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, FrameError> {
         if code_txt.len() != 3 || !code_txt.iter().all(u8::is_ascii_digit) {
             return Err(FrameError::BadStartLine);
         }
-        let code = code_txt
-            .iter()
-            .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+        let code = code_txt.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
         if !(100..=699).contains(&code) {
             return Err(FrameError::BadStartLine);
         }
         let reason = bytes_to_string(trim_lws(after.get(code_end + 1..).unwrap_or(&[])));
-        return Ok(StartLine::Response {
-            version: version.to_owned(),
-            code,
-            reason,
-        });
+        return Ok(StartLine::Response { version: version.to_owned(), code, reason });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version. Extra SP between the elements and at
     // the end are tolerated (RFC 4475 lwsstart, trws: liberal); SP inside the URI is not (the
     // URI check in validate rejects lwsruri with 400).
-    let line = std::str::from_utf8(line)
-        .map_err(|_| FrameError::NotText)?
-        .trim_end_matches([' ', '\t']);
+    let line = std::str::from_utf8(line).map_err(|_| FrameError::NotText)?.trim_end_matches([' ', '\t']);
     let (method, rest) = line.split_once(' ').ok_or(FrameError::BadStartLine)?;
     let method = Method::parse(method).ok_or(FrameError::BadStartLine)?;
     let (uri, version) = rest.rsplit_once(' ').ok_or(FrameError::BadStartLine)?;
@@ -489,11 +433,7 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, FrameError> {
     if uri.is_empty() || !is_version(version) || uri.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err(FrameError::BadStartLine);
     }
-    Ok(StartLine::Request {
-        method,
-        uri: uri.to_owned(),
-        version: version.to_owned(),
-    })
+    Ok(StartLine::Request { method, uri: uri.to_owned(), version: version.to_owned() })
 }
 
 /// `SIP/1*DIGIT.1*DIGIT`, "SIP" in any case.
@@ -523,11 +463,7 @@ fn parse_header_lines(text: &str) -> Result<Vec<Header>, FrameError> {
     let mut pos = 0;
     while pos < bytes.len() {
         let end = memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
-        let line_end = if end > pos && bytes[end - 1] == b'\r' {
-            end - 1
-        } else {
-            end
-        };
+        let line_end = if end > pos && bytes[end - 1] == b'\r' { end - 1 } else { end };
         let line = &text[pos..line_end];
         let lb = line.as_bytes();
         pos = end + 1;
@@ -545,24 +481,15 @@ fn parse_header_lines(text: &str) -> Result<Vec<Header>, FrameError> {
             }
             Some(_) => {
                 // field-name *(SP / HT) ":"
-                let name_end = lb
-                    .iter()
-                    .position(|&b| !is_token_byte(b))
-                    .unwrap_or(lb.len());
+                let name_end = lb.iter().position(|&b| !is_token_byte(b)).unwrap_or(lb.len());
                 let colon = name_end
-                    + lb[name_end..]
-                        .iter()
-                        .position(|&b| b != b' ' && b != b'\t')
-                        .unwrap_or(lb.len() - name_end);
+                    + lb[name_end..].iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(lb.len() - name_end);
                 if name_end == 0 || lb.get(colon) != Some(&b':') {
                     return Err(FrameError::BadHeaderLine);
                 }
                 let name = &line[..name_end];
                 let name = canonical_name(name).map_or_else(|| name.to_owned(), str::to_owned);
-                headers.push(Header {
-                    name,
-                    value: trim_ws(&line[colon + 1..]).to_owned(),
-                });
+                headers.push(Header { name, value: trim_ws(&line[colon + 1..]).to_owned() });
             }
         }
     }
@@ -580,9 +507,7 @@ fn content_length(headers: &[Header]) -> Result<Option<usize>, FrameError> {
         }
         let n = v
             .iter()
-            .try_fold(0usize, |n, d| {
-                n.checked_mul(10)?.checked_add(usize::from(d - b'0'))
-            })
+            .try_fold(0usize, |n, d| n.checked_mul(10)?.checked_add(usize::from(d - b'0')))
             .unwrap_or(usize::MAX);
         if found.is_some_and(|f| f != n) {
             return Err(FrameError::BadContentLength);

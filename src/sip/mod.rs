@@ -7,13 +7,13 @@
 pub mod auth;
 pub mod client;
 pub mod dispatch;
+pub mod headers;
+pub mod message;
 pub mod notify;
 pub mod reg_event;
 pub mod response;
 pub mod subscribe;
 pub mod throttle;
 pub mod transport;
-pub mod headers;
-pub mod message;
 pub mod uri;
 pub mod validate;

@@ -66,7 +66,9 @@ impl RegEvents {
     pub fn subscribe(self: &Arc<Self>, req: Request, inbound: Inbound) {
         let event = req.header("Event").unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if event != "reg" {
-            let bytes = ResponseBuilder::new(489, None, &req.headers, inbound.flow.remote).header("Allow-Events", "reg").finish();
+            let bytes = ResponseBuilder::new(489, None, &req.headers, inbound.flow.remote)
+                .header("Allow-Events", "reg")
+                .finish();
             inbound.reply.send(bytes);
             return;
         }
@@ -84,7 +86,8 @@ impl RegEvents {
         }
         let asked = req.expires.unwrap_or(MAX_EXPIRES);
         if asked != 0 && asked < MIN_EXPIRES {
-            let b = ResponseBuilder::new(423, None, &req.headers, inbound.flow.remote).header("Min-Expires", MIN_EXPIRES);
+            let b =
+                ResponseBuilder::new(423, None, &req.headers, inbound.flow.remote).header("Min-Expires", MIN_EXPIRES);
             inbound.reply.send(b.finish());
             return;
         }
@@ -140,7 +143,12 @@ impl RegEvents {
         let bindings: Vec<Binding> = self.registrar.location().bindings(&aor);
         let changes: Vec<ContactChange> = bindings
             .iter()
-            .map(|b| ContactChange { contact: &b.contact, state: "active", event: "registered", expires: Some(b.expires_in(now)) })
+            .map(|b| ContactChange {
+                contact: &b.contact,
+                state: "active",
+                event: "registered",
+                expires: Some(b.expires_in(now)),
+            })
             .collect();
         let body = reginfo(&aor, sub.lock().version, "full", &changes);
         self.send(sub, state, body).await;
@@ -326,7 +334,12 @@ mod tests {
             &aor,
             3,
             "partial",
-            &[ContactChange { contact: "sip:1001@10.0.0.1;a=<&>", state: "terminated", event: "rejected", expires: None }],
+            &[ContactChange {
+                contact: "sip:1001@10.0.0.1;a=<&>",
+                state: "terminated",
+                event: "rejected",
+                expires: None,
+            }],
         );
         let text = String::from_utf8(body.clone()).unwrap();
         assert!(text.contains("version=\"3\" state=\"partial\""), "{text}");

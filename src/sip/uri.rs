@@ -28,12 +28,8 @@ impl Host {
     /// `[2001:db8:::192.0.2.1]` (RFC 3261's ABNF bug) is tolerated as `2001:db8::192.0.2.1`.
     pub fn parse(s: &str) -> Result<Host, UriError> {
         if let Some(inner) = s.strip_prefix('[') {
-            let inner = inner
-                .strip_suffix(']')
-                .ok_or(UriError("unclosed IPv6 reference"))?;
-            return parse_v6(inner)
-                .map(Host::V6)
-                .ok_or(UriError("bad IPv6 address"));
+            let inner = inner.strip_suffix(']').ok_or(UriError("unclosed IPv6 reference"))?;
+            return parse_v6(inner).map(Host::V6).ok_or(UriError("bad IPv6 address"));
         }
         if s.is_empty() {
             return Err(UriError("empty host"));
@@ -55,24 +51,15 @@ impl Host {
             return Err(UriError("bad host name"));
         }
         if numeric {
-            return s
-                .parse()
-                .map(Host::V4)
-                .map_err(|_| UriError("bad IPv4 address"));
+            return s.parse().map(Host::V4).map_err(|_| UriError("bad IPv4 address"));
         }
-        Ok(Host::Name(if upper {
-            s.to_ascii_lowercase()
-        } else {
-            s.to_owned()
-        }))
+        Ok(Host::Name(if upper { s.to_ascii_lowercase() } else { s.to_owned() }))
     }
 
     /// The host of a Via `received` value or similar: IPv6 with or without brackets.
     pub fn parse_lenient(s: &str) -> Result<Host, UriError> {
         if !s.starts_with('[') && s.contains(':') {
-            return parse_v6(s)
-                .map(Host::V6)
-                .ok_or(UriError("bad IPv6 address"));
+            return parse_v6(s).map(Host::V6).ok_or(UriError("bad IPv6 address"));
         }
         Host::parse(s)
     }
@@ -107,13 +94,7 @@ pub(crate) fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), UriError> 
         let close = memchr(b']', s.as_bytes()).ok_or(UriError("unclosed IPv6 reference"))?;
         match &s[close + 1..] {
             "" => (&s[..=close], None),
-            rest => (
-                &s[..=close],
-                Some(
-                    rest.strip_prefix(':')
-                        .ok_or(UriError("junk after IPv6 reference"))?,
-                ),
-            ),
+            rest => (&s[..=close], Some(rest.strip_prefix(':').ok_or(UriError("junk after IPv6 reference"))?)),
         }
     } else {
         match memchr(b':', s.as_bytes()) {
@@ -211,23 +192,12 @@ impl SipUri {
             tail = &p[end..];
         }
         let headers = tail.strip_prefix('?').map(str::to_owned);
-        Ok(SipUri {
-            secure,
-            user,
-            password,
-            host,
-            port,
-            params,
-            headers,
-        })
+        Ok(SipUri { secure, user, password, host, port, params, headers })
     }
 
     /// `Some(None)` for a parameter without value, `None` when absent. Name case-insensitive.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
+        self.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref())
     }
 
     /// The `transport` parameter's value, as sent.
@@ -252,10 +222,7 @@ fn check_chars(s: &str) -> Result<(), UriError> {
     if s.starts_with('<') {
         return Err(UriError("URI in angle brackets"));
     }
-    match s
-        .bytes()
-        .find(|&b| b <= b' ' || b >= 0x7f || matches!(b, b'<' | b'>' | b'"'))
-    {
+    match s.bytes().find(|&b| b <= b' ' || b >= 0x7f || matches!(b, b'<' | b'>' | b'"')) {
         Some(b' ' | b'\t') => Err(UriError("embedded whitespace")),
         Some(_) => Err(UriError("forbidden character")),
         None => Ok(()),
@@ -293,8 +260,7 @@ fn unescape(s: &str) -> Result<String, UriError> {
             i += 1;
         }
     }
-    Ok(String::from_utf8(out)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// Writes `s` escaping every byte outside `unreserved` and `extra`.
@@ -359,9 +325,7 @@ impl Uri {
         let b = scheme.as_bytes();
         if b.is_empty()
             || !b[0].is_ascii_alphabetic()
-            || !b
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+            || !b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
         {
             return Err(UriError("bad scheme"));
         }
@@ -372,10 +336,7 @@ impl Uri {
         if rest.is_empty() {
             return Err(UriError("empty URI after the scheme"));
         }
-        Ok(Uri::Other {
-            scheme: scheme.to_owned(),
-            rest: rest.to_owned(),
-        })
+        Ok(Uri::Other { scheme: scheme.to_owned(), rest: rest.to_owned() })
     }
 
     pub fn as_sip(&self) -> Option<&SipUri> {
@@ -413,10 +374,7 @@ mod tests {
         assert_eq!(u.param("LR"), Some(None));
         assert_eq!(u.param("maddr"), None);
         assert_eq!(u.host_port(), "pbx.example.com:5061");
-        assert_eq!(
-            u.to_string(),
-            "sip:1001@pbx.example.com:5061;transport=tls;lr"
-        );
+        assert_eq!(u.to_string(), "sip:1001@pbx.example.com:5061;transport=tls;lr");
         let u = sip("SIPS:j.user@192.0.2.1");
         assert!(u.secure);
         assert_eq!(u.user.as_deref(), Some("j.user"));
@@ -424,10 +382,7 @@ mod tests {
         let u = sip("sip:alice:secret@example.com?subject=hi&priority=urgent");
         assert_eq!(u.password.as_deref(), Some("secret"));
         assert_eq!(u.headers.as_deref(), Some("subject=hi&priority=urgent"));
-        assert_eq!(
-            u.to_string(),
-            "sip:alice:secret@example.com?subject=hi&priority=urgent"
-        );
+        assert_eq!(u.to_string(), "sip:alice:secret@example.com?subject=hi&priority=urgent");
     }
 
     #[test]
@@ -450,14 +405,8 @@ mod tests {
         assert_eq!(b.to_string(), "sip:%00%00@host5.example.com");
         // intmeth: `?`, `;`, `/`, `,` and a password in the userinfo.
         let u = sip("sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com");
-        assert_eq!(
-            u.user.as_deref(),
-            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
-        );
-        assert_eq!(
-            u.password.as_deref(),
-            Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
-        );
+        assert_eq!(u.user.as_deref(), Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
+        assert_eq!(u.password.as_deref(), Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"));
         assert!(SipUri::parse("sip:a%zz@b").is_err());
     }
 
@@ -474,49 +423,25 @@ mod tests {
         assert_eq!(u.host, Host::V6("2001:db8::10:5070".parse().unwrap()));
         assert_eq!(u.port, None);
         // §4.10, both forms.
-        assert_eq!(
-            sip("sip:user@[2001:db8:::192.0.2.1]").host,
-            Host::V6("2001:db8::192.0.2.1".parse().unwrap())
-        );
-        assert_eq!(
-            sip("sip:user@[2001:db8::192.0.2.1]").host,
-            Host::V6("2001:db8::192.0.2.1".parse().unwrap())
-        );
-        assert_eq!(
-            sip("sip:ted@[::ffff:192.0.2.2]").host,
-            Host::V6("::ffff:192.0.2.2".parse().unwrap())
-        );
+        assert_eq!(sip("sip:user@[2001:db8:::192.0.2.1]").host, Host::V6("2001:db8::192.0.2.1".parse().unwrap()));
+        assert_eq!(sip("sip:user@[2001:db8::192.0.2.1]").host, Host::V6("2001:db8::192.0.2.1".parse().unwrap()));
+        assert_eq!(sip("sip:ted@[::ffff:192.0.2.2]").host, Host::V6("::ffff:192.0.2.2".parse().unwrap()));
         // §4.2: no brackets.
         assert!(SipUri::parse("sip:2001:db8::10").is_err());
         assert!(SipUri::parse("sip:[2001:db8::10").is_err());
         assert!(SipUri::parse("sip:[2001:db8::10]x").is_err());
-        assert_eq!(
-            Host::parse_lenient("2001:db8::9:255").unwrap(),
-            Host::V6("2001:db8::9:255".parse().unwrap())
-        );
-        assert_eq!(
-            Host::parse_lenient("[2001:db8::9:255]").unwrap(),
-            Host::V6("2001:db8::9:255".parse().unwrap())
-        );
+        assert_eq!(Host::parse_lenient("2001:db8::9:255").unwrap(), Host::V6("2001:db8::9:255".parse().unwrap()));
+        assert_eq!(Host::parse_lenient("[2001:db8::9:255]").unwrap(), Host::V6("2001:db8::9:255".parse().unwrap()));
     }
 
     #[test]
     fn other_schemes_and_errors() {
         assert_eq!(
             Uri::parse("nobodyKnowsThisScheme:totallyopaquecontent").unwrap(),
-            Uri::Other {
-                scheme: "nobodyKnowsThisScheme".into(),
-                rest: "totallyopaquecontent".into()
-            }
+            Uri::Other { scheme: "nobodyKnowsThisScheme".into(), rest: "totallyopaquecontent".into() }
         );
-        assert!(matches!(
-            Uri::parse("soap.beep://192.0.2.103:3002").unwrap(),
-            Uri::Other { .. }
-        ));
-        assert!(matches!(
-            Uri::parse("tel:+15551234").unwrap(),
-            Uri::Other { .. }
-        ));
+        assert!(matches!(Uri::parse("soap.beep://192.0.2.103:3002").unwrap(), Uri::Other { .. }));
+        assert!(matches!(Uri::parse("tel:+15551234").unwrap(), Uri::Other { .. }));
         assert!(matches!(Uri::parse("SIP:a@b").unwrap(), Uri::Sip(_)));
         for bad in [
             "<sip:user@example.com>",

@@ -54,11 +54,7 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(code: u16, reason: impl Into<String>) -> Rejection {
-        Rejection {
-            code,
-            reason: reason.into(),
-            unsupported: None,
-        }
+        Rejection { code, reason: reason.into(), unsupported: None }
     }
 
     fn bad(reason: impl Into<String>) -> Rejection {
@@ -75,12 +71,7 @@ impl Request {
     /// `supported` (else 420 with the unsupported tags; not for ACK and CANCEL). Content-Length
     /// was checked by the framer. Whether the method is served (405/501) is the dispatcher's call.
     pub fn from_raw(raw: RawMessage, supported: &[&str]) -> Result<Request, Rejection> {
-        let StartLine::Request {
-            method,
-            uri: uri_text,
-            version,
-        } = raw.start
-        else {
+        let StartLine::Request { method, uri: uri_text, version } = raw.start else {
             return Err(Rejection::bad("Not a Request"));
         };
         if !version.eq_ignore_ascii_case("SIP/2.0") {
@@ -106,12 +97,7 @@ impl Request {
         if seen[VIA].0 == 0 {
             return Err(Rejection::bad("Missing Via"));
         }
-        for (s, name) in [
-            (FROM, "From"),
-            (TO, "To"),
-            (CALL_ID, "Call-ID"),
-            (CSEQ, "CSeq"),
-        ] {
+        for (s, name) in [(FROM, "From"), (TO, "To"), (CALL_ID, "Call-ID"), (CSEQ, "CSeq")] {
             match seen[s].0 {
                 0 => return Err(Rejection::bad(format!("Missing {name}"))),
                 1 => {}
@@ -148,16 +134,10 @@ impl Request {
         };
         let contact = match seen[CONTACT].0 {
             0 => None,
-            1 => Some(
-                ContactSpec::parse_rows(std::iter::once(seen[CONTACT].1))
-                    .map_err(|_| invalid("Contact"))?,
-            ),
+            1 => Some(ContactSpec::parse_rows(std::iter::once(seen[CONTACT].1)).map_err(|_| invalid("Contact"))?),
             _ => Some(
                 ContactSpec::parse_rows(
-                    headers
-                        .iter()
-                        .filter(|h| slot(&h.name) == Some(CONTACT))
-                        .map(|h| h.value.as_str()),
+                    headers.iter().filter(|h| slot(&h.name) == Some(CONTACT)).map(|h| h.value.as_str()),
                 )
                 .map_err(|_| invalid("Contact"))?,
             ),

@@ -151,7 +151,10 @@ pub async fn create_device(admin: &Admin, mac: &str, user: &str, ext: &str, vend
     });
     let (status, v) = admin.post("/api/v1/devices", &body).await;
     assert_eq!(status, 201, "POST /api/v1/devices {body}: {v}");
-    assert!(v.get("sip_password").is_none() && !v.to_string().contains(&sip_pass), "the device answer reveals its secret: {v}");
+    assert!(
+        v.get("sip_password").is_none() && !v.to_string().contains(&sip_pass),
+        "the device answer reveals its secret: {v}"
+    );
     Dev { mac: mac.into(), vendor, ext: ext.into(), sip_user, sip_pass }
 }
 
@@ -204,7 +207,9 @@ pub async fn device_json(admin: &Admin, mac: &str) -> Value {
 
 pub async fn resync_pending(admin: &Admin, mac: &str) -> bool {
     let v = device_json(admin, mac).await;
-    v["resync_pending"].as_bool().unwrap_or_else(|| panic!("GET /api/v1/devices/{mac} has no boolean resync_pending: {v}"))
+    v["resync_pending"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("GET /api/v1/devices/{mac} has no boolean resync_pending: {v}"))
 }
 
 /// Polls `resync_pending` until it equals `want` (the server records some things in the background).
@@ -254,7 +259,11 @@ pub async fn fetch_config(srv: &TestServer, dev: &Dev) -> (u16, String) {
 pub fn assert_suspended_config(dev: &Dev, status: u16, body: &str, secrets: &[&str]) {
     let what = format!("config {} of {} ({:?})", dev.vendor.config_path(&dev.mac), dev.mac, dev.vendor);
     assert_eq!(status, 200, "{what}: status {status}\n{body}");
-    assert!(body.contains(dev.vendor.line_disabled()), "{what}: line not disabled (want {:?}):\n{body}", dev.vendor.line_disabled());
+    assert!(
+        body.contains(dev.vendor.line_disabled()),
+        "{what}: line not disabled (want {:?}):\n{body}",
+        dev.vendor.line_disabled()
+    );
     assert!(!body.contains(dev.vendor.line_enabled()), "{what}: line still enabled:\n{body}");
     assert!(body.contains(SUSPENDED_MSG), "{what}: no suspended message {SUSPENDED_MSG:?}:\n{body}");
     for s in secrets {
@@ -267,10 +276,17 @@ pub fn assert_suspended_config(dev: &Dev, status: u16, body: &str, secrets: &[&s
 pub fn assert_active_config(dev: &Dev, status: u16, body: &str, ext: &str, secret: &str) {
     let what = format!("config {} of {} ({:?})", dev.vendor.config_path(&dev.mac), dev.mac, dev.vendor);
     assert_eq!(status, 200, "{what}: status {status}\n{body}");
-    assert!(body.contains(dev.vendor.line_enabled()), "{what}: line not enabled (want {:?}):\n{body}", dev.vendor.line_enabled());
+    assert!(
+        body.contains(dev.vendor.line_enabled()),
+        "{what}: line not enabled (want {:?}):\n{body}",
+        dev.vendor.line_enabled()
+    );
     assert!(body.contains(&dev.vendor.line_extension(ext)), "{what}: line is not extension {ext}:\n{body}");
     assert_eq!(dev.vendor.secret_in(body).as_deref(), Some(secret), "{what}: secret in the config:\n{body}");
-    assert!(!body.contains(SUSPENDED_MSG) && !body.contains(UNASSIGNED_MSG), "{what}: a state message on an active line:\n{body}");
+    assert!(
+        !body.contains(SUSPENDED_MSG) && !body.contains(UNASSIGNED_MSG),
+        "{what}: a state message on an active line:\n{body}"
+    );
 }
 
 /// Checks a check-sync NOTIFY the phone accepted: its vendor's event, over the phone's own flow,
@@ -310,13 +326,20 @@ pub fn assert_suspended_403(what: &str, r: &ReceivedMessage) {
         w.split_whitespace().next().is_some_and(|c| c.len() == 3 && c.chars().all(|d| d.is_ascii_digit())),
         "{what}: Warning is not `code agent \"text\"`: {warning:?}"
     );
-    assert!(w.contains("suspended") && w.contains("administrator"), "{what}: Warning does not say suspended by its administrator: {warning:?}");
+    assert!(
+        w.contains("suspended") && w.contains("administrator"),
+        "{what}: Warning does not say suspended by its administrator: {warning:?}"
+    );
     assert!(r.contact_containing("sip:").is_none(), "{what}: the 403 lists bindings:\n{}", r.raw);
 }
 
 /// Spawns a task that lets the phone answer whatever comes until a NOTIFY was accepted (or
 /// `timeout`), then keeps answering for `linger` (retransmissions, duplicates); returns the phone.
-pub fn spawn_notify_wait(mut phone: Phone, timeout: Duration, linger: Duration) -> tokio::task::JoinHandle<(Phone, Option<tokio::time::Instant>)> {
+pub fn spawn_notify_wait(
+    mut phone: Phone,
+    timeout: Duration,
+    linger: Duration,
+) -> tokio::task::JoinHandle<(Phone, Option<tokio::time::Instant>)> {
     tokio::spawn(async move {
         let got = phone.wait_for_notify(timeout).await;
         let at = got.map(|_| tokio::time::Instant::now());
@@ -327,7 +350,9 @@ pub fn spawn_notify_wait(mut phone: Phone, timeout: Duration, linger: Duration) 
     })
 }
 
-pub async fn join_phones(handles: Vec<tokio::task::JoinHandle<(Phone, Option<tokio::time::Instant>)>>) -> Vec<(Phone, Option<tokio::time::Instant>)> {
+pub async fn join_phones(
+    handles: Vec<tokio::task::JoinHandle<(Phone, Option<tokio::time::Instant>)>>,
+) -> Vec<(Phone, Option<tokio::time::Instant>)> {
     let mut out = Vec::new();
     for h in handles {
         out.push(h.await.expect("phone task"));
@@ -341,7 +366,9 @@ pub fn notify_events(phone: &Phone) -> Vec<String> {
         .events
         .iter()
         .filter_map(|e| match e {
-            PhoneEvent::Notify { msg, .. } | PhoneEvent::NotifyChallenged(msg) | PhoneEvent::Retransmission(msg) => Some(msg.raw.clone()),
+            PhoneEvent::Notify { msg, .. } | PhoneEvent::NotifyChallenged(msg) | PhoneEvent::Retransmission(msg) => {
+                Some(msg.raw.clone())
+            }
             PhoneEvent::NotifyAuthFailed { msg, .. } => Some(msg.raw.clone()),
             PhoneEvent::Other(m) if m.method() == Some("NOTIFY") => Some(m.raw.clone()),
             _ => None,
@@ -446,7 +473,9 @@ impl RegSubscriber {
             ("Contact".to_string(), ua.local_contact(ext)),
             ("Expires".to_string(), "600".to_string()),
         ];
-        let r = ua.request_with_auth("SUBSCRIBE", &aor, &aor, &aor, &headers, b"", Some((user, pass)), Algorithm::Sha256).await;
+        let r = ua
+            .request_with_auth("SUBSCRIBE", &aor, &aor, &aor, &headers, b"", Some((user, pass)), Algorithm::Sha256)
+            .await;
         assert!(matches!(r.status(), Some(200) | Some(202)), "SUBSCRIBE Event: reg for {aor}:\n{}", r.raw);
         let mut s = RegSubscriber { ua, ext: ext.into(), notifies: Vec::new(), seen: BTreeSet::new() };
         s.collect(Duration::from_secs(5), 1).await;
@@ -524,14 +553,23 @@ pub fn diagnose_notify_auth(phone: &Phone, realm: &str, candidates: &[(&str, &st
     for e in &phone.events {
         if let PhoneEvent::NotifyAuthFailed { msg, .. } = e {
             let Some(auth) = msg.header("authorization") else { continue };
-            let nonce = crate::support::digest::parse_challenge(auth).map(|c| c.nonce().to_string()).unwrap_or_default();
-            let user = crate::support::digest::parse_challenge(auth).ok().and_then(|c| c.param("username").map(str::to_owned)).unwrap_or_default();
+            let nonce =
+                crate::support::digest::parse_challenge(auth).map(|c| c.nonce().to_string()).unwrap_or_default();
+            let user = crate::support::digest::parse_challenge(auth)
+                .ok()
+                .and_then(|c| c.param("username").map(str::to_owned))
+                .unwrap_or_default();
             let matched: Vec<&str> = candidates
                 .iter()
-                .filter(|(_, s)| crate::support::digest::verify_authorization(auth, "NOTIFY", &user, s, realm, &nonce).is_ok())
+                .filter(|(_, s)| {
+                    crate::support::digest::verify_authorization(auth, "NOTIFY", &user, s, realm, &nonce).is_ok()
+                })
                 .map(|(l, _)| *l)
                 .collect();
-            out.push(format!("Authorization (username {user:?}) computed with: {}", if matched.is_empty() { "none of the known secrets".to_string() } else { matched.join(", ") }));
+            out.push(format!(
+                "Authorization (username {user:?}) computed with: {}",
+                if matched.is_empty() { "none of the known secrets".to_string() } else { matched.join(", ") }
+            ));
         }
     }
     out.join("; ")

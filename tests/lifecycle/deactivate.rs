@@ -57,7 +57,8 @@ async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register()
     let sub_before = sub.notifies.len();
 
     // Every phone listens while the action runs (so it answers its NOTIFY at once).
-    let handles: Vec<_> = phones.into_iter().map(|p| spawn_notify_wait(p, NOTIFY_WAIT, Duration::from_millis(300))).collect();
+    let handles: Vec<_> =
+        phones.into_iter().map(|p| spawn_notify_wait(p, NOTIFY_WAIT, Duration::from_millis(300))).collect();
     let sub_task = spawn_subscriber(sub, Duration::from_secs(3));
     let bob_task = spawn_notify_wait(bob_phone, Duration::from_secs(2), Duration::ZERO);
 
@@ -81,7 +82,10 @@ async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register()
     let mut phones: Vec<_> = phones.into_iter().map(|(p, _)| p).collect();
     for (p, d) in phones.iter().zip(&devs) {
         let n = p.notifies.first().unwrap_or_else(|| {
-            panic!("{} ({:?} over {}) received no check-sync NOTIFY; its events: {:#?}", d.mac, d.vendor, p.transport, p.events)
+            panic!(
+                "{} ({:?} over {}) received no check-sync NOTIFY; its events: {:#?}",
+                d.mac, d.vendor, p.transport, p.events
+            )
         });
         assert_check_sync(&srv, p, d.vendor, n);
         assert_eq!(p.notifies.len(), 1, "{} accepted more than one NOTIFY: {:#?}", d.mac, p.notifies);
@@ -94,7 +98,11 @@ async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register()
             );
             assert!(!p.notify_auth_results.is_empty(), "{}: no Authorization came after the challenge", d.mac);
             for r in &p.notify_auth_results {
-                assert!(r.is_ok(), "{}: the NOTIFY's Authorization does not verify with the device's credentials: {r:?}", d.mac);
+                assert!(
+                    r.is_ok(),
+                    "{}: the NOTIFY's Authorization does not verify with the device's credentials: {r:?}",
+                    d.mac
+                );
             }
         }
         assert!(!resync_pending(&admin, &d.mac).await, "{}: resync_pending after a delivered NOTIFY", d.mac);
@@ -111,7 +119,9 @@ async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register()
             sub.describe()
         );
         assert!(
-            !sub.contacts()[..].iter().any(|(c, _)| c.uri.contains(&local) && c.state == "terminated" && c.event != "rejected"),
+            !sub.contacts()[..]
+                .iter()
+                .any(|(c, _)| c.uri.contains(&local) && c.state == "terminated" && c.event != "rejected"),
             "contact {local} terminated with another event than rejected:\n{}",
             sub.describe()
         );
@@ -119,7 +129,11 @@ async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register()
 
     // Bob's phone was not touched.
     let (bob_phone, got) = bob_task.await.unwrap();
-    assert!(got.is_none() && notify_events(&bob_phone).is_empty(), "another user's phone got a NOTIFY: {:#?}", bob_phone.events);
+    assert!(
+        got.is_none() && notify_events(&bob_phone).is_empty(),
+        "another user's phone got a NOTIFY: {:#?}",
+        bob_phone.events
+    );
     assert_eq!(bindings(&admin, "1002").await.len(), 1, "another user's binding went");
 
     // REGISTER afterwards: 403 Account Suspended + Warning, and no binding.
@@ -139,7 +153,8 @@ async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register()
     // Idempotent: a second deactivate changes nothing and sends nothing.
     let seen: Vec<usize> = phones.iter().map(|p| notify_events(p).len()).collect();
     let sub_seen = sub.notifies.len();
-    let handles: Vec<_> = phones.into_iter().map(|p| spawn_notify_wait(p, Duration::from_millis(1200), Duration::ZERO)).collect();
+    let handles: Vec<_> =
+        phones.into_iter().map(|p| spawn_notify_wait(p, Duration::from_millis(1200), Duration::ZERO)).collect();
     let sub_task = spawn_subscriber(sub, Duration::from_millis(1200));
     let again = admin.deactivate("alice").await;
     check_report_shape("second deactivate", &again);
@@ -149,7 +164,12 @@ async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register()
     assert!(macs(&again, "devices_unreachable").is_empty(), "second deactivate: {again}");
     for ((p, got), n) in join_phones(handles).await.into_iter().zip(seen) {
         let all = notify_events(&p);
-        assert!(got.is_none() && all.len() == n, "{}: a NOTIFY after the second (no-op) deactivate: {:#?}", p.mac, &all[n..]);
+        assert!(
+            got.is_none() && all.len() == n,
+            "{}: a NOTIFY after the second (no-op) deactivate: {:#?}",
+            p.mac,
+            &all[n..]
+        );
     }
     let sub = sub_task.await.unwrap();
     assert_eq!(sub.notifies.len(), sub_seen, "reg NOTIFY after the second (no-op) deactivate:\n{}", sub.describe());

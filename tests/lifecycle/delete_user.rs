@@ -20,9 +20,13 @@ async fn delete_user_unassigns_devices_notifies_and_refuses() {
         create_device(&admin, &m1, "alice", "1001", Vendor::Yealink).await,
         create_device(&admin, &m2, "alice", "1001", Vendor::Snom).await,
     ];
-    let phones = vec![registered_phone(&srv, &devs[0], Transport::Udp).await, registered_phone(&srv, &devs[1], Transport::Tls).await];
+    let phones = vec![
+        registered_phone(&srv, &devs[0], Transport::Udp).await,
+        registered_phone(&srv, &devs[1], Transport::Tls).await,
+    ];
 
-    let handles: Vec<_> = phones.into_iter().map(|p| spawn_notify_wait(p, NOTIFY_WAIT, Duration::from_millis(200))).collect();
+    let handles: Vec<_> =
+        phones.into_iter().map(|p| spawn_notify_wait(p, NOTIFY_WAIT, Duration::from_millis(200))).collect();
     let report = admin.delete_user("alice").await;
     let right_after = bindings(&admin, "1001").await;
     assert!(right_after.is_empty(), "bindings right after delete: {right_after:#?}");
@@ -35,10 +39,15 @@ async fn delete_user_unassigns_devices_notifies_and_refuses() {
 
     let mut phones: Vec<_> = join_phones(handles).await.into_iter().map(|(p, _)| p).collect();
     for (p, d) in phones.iter().zip(&devs) {
-        let n = p.notifies.first().unwrap_or_else(|| panic!("{} got no NOTIFY on delete; events {:#?}", d.mac, p.events));
+        let n =
+            p.notifies.first().unwrap_or_else(|| panic!("{} got no NOTIFY on delete; events {:#?}", d.mac, p.events));
         assert_check_sync(&srv, p, d.vendor, n);
         let v = device_json(&admin, &d.mac).await;
-        assert!(v["user"].is_null() && v["extension"].is_null(), "{} still assigned after its user was deleted: {v}", d.mac);
+        assert!(
+            v["user"].is_null() && v["extension"].is_null(),
+            "{} still assigned after its user was deleted: {v}",
+            d.mac
+        );
         assert_eq!(v["resync_pending"].as_bool(), Some(false), "{}: {v}", d.mac);
     }
 
@@ -52,7 +61,10 @@ async fn delete_user_unassigns_devices_notifies_and_refuses() {
         assert!(body.contains(UNASSIGNED_MSG), "{what}: no {UNASSIGNED_MSG:?}:\n{body}");
         assert!(!body.contains(SUSPENDED_MSG), "{what}: the suspended message:\n{body}");
         assert!(!body.contains(d.vendor.line_enabled()), "{what}: a line enabled:\n{body}");
-        assert!(!body.contains(&d.vendor.line_extension("1001")), "{what}: the line still names extension 1001:\n{body}");
+        assert!(
+            !body.contains(&d.vendor.line_extension("1001")),
+            "{what}: the line still names extension 1001:\n{body}"
+        );
         assert!(!body.contains(&d.sip_pass) && !body.contains(&current), "{what}: a secret:\n{body}");
         assert!(!body.contains(&d.sip_user), "{what}: the auth user:\n{body}");
         assert_eq!(d.vendor.secret_in(&body), None, "{what}: a password value:\n{body}");
@@ -61,7 +73,13 @@ async fn delete_user_unassigns_devices_notifies_and_refuses() {
     // REGISTER: refused with the old secret, and with the device's current (revoked-and-reissued) one.
     for (p, d) in phones.iter_mut().zip(&devs) {
         let r = p.register().await;
-        assert_eq!(r.status(), Some(403), "REGISTER of {} for the deleted user's extension (old secret):\n{}", d.mac, r.raw);
+        assert_eq!(
+            r.status(),
+            Some(403),
+            "REGISTER of {} for the deleted user's extension (old secret):\n{}",
+            d.mac,
+            r.raw
+        );
         let (u, current, _) = admin.sip_credentials(&d.mac).await;
         let r = register_with_creds(p, &u, &current).await;
         assert_eq!(r.status(), Some(403), "REGISTER of {} for 1001 with its current credentials:\n{}", d.mac, r.raw);
@@ -117,17 +135,35 @@ async fn deleted_user_is_indistinguishable_from_a_never_existing_one() {
     // No credentials at all.
     let deleted = probe(&srv, "1001", None).await;
     let never = probe(&srv, "1999", None).await;
-    assert_eq!(shape(&deleted), shape(&never), "unauthenticated REGISTER: deleted 1001:\n{}\nnever-existing 1999:\n{}", deleted.raw, never.raw);
+    assert_eq!(
+        shape(&deleted),
+        shape(&never),
+        "unauthenticated REGISTER: deleted 1001:\n{}\nnever-existing 1999:\n{}",
+        deleted.raw,
+        never.raw
+    );
 
     // Made-up credentials.
     let bogus = format!("nobody{}", random_hex(6));
     let deleted = probe(&srv, "1001", Some((&bogus, "guess"))).await;
     let never = probe(&srv, "1999", Some((&bogus, "guess"))).await;
-    assert_eq!(shape(&deleted), shape(&never), "REGISTER with made-up credentials: deleted 1001:\n{}\nnever-existing 1999:\n{}", deleted.raw, never.raw);
+    assert_eq!(
+        shape(&deleted),
+        shape(&never),
+        "REGISTER with made-up credentials: deleted 1001:\n{}\nnever-existing 1999:\n{}",
+        deleted.raw,
+        never.raw
+    );
 
     // The deleted device's old credentials are not valid either: same answer as made-up ones.
     let old = probe(&srv, "1001", Some((&d.sip_user, &d.sip_pass))).await;
     let never = probe(&srv, "1999", Some((&d.sip_user, &d.sip_pass))).await;
     assert_eq!(old.status(), Some(403), "old credentials for the deleted extension:\n{}", old.raw);
-    assert_eq!(shape(&old), shape(&never), "old credentials: deleted 1001:\n{}\nnever-existing 1999:\n{}", old.raw, never.raw);
+    assert_eq!(
+        shape(&old),
+        shape(&never),
+        "old credentials: deleted 1001:\n{}\nnever-existing 1999:\n{}",
+        old.raw,
+        never.raw
+    );
 }

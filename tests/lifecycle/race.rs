@@ -50,7 +50,10 @@ async fn register_racing_deactivate_never_leaves_a_binding() {
         let transport = format!("{}+{}", transports[0], transports[1]);
 
         // Let the loop get going (at least one 200 from it), then a random moment.
-        let started = crate::support::wait_until(Duration::from_secs(5), || async { (oks.load(Ordering::SeqCst) > 0).then_some(()) }).await;
+        let started = crate::support::wait_until(Duration::from_secs(5), || async {
+            (oks.load(Ordering::SeqCst) > 0).then_some(())
+        })
+        .await;
         assert!(started.is_some(), "iteration {i}: the REGISTER loop never got a 200");
         let jitter = rand::thread_rng().gen_range(0..25);
         tokio::time::sleep(Duration::from_millis(jitter)).await;
@@ -109,7 +112,10 @@ async fn register_racing_deactivate_never_leaves_a_binding() {
         in_flight_total += samples.iter().filter(|s| s.sent <= answered && s.received > answered).count();
         ok_before_total += samples.iter().filter(|s| s.status == 200).count();
         if !problems.is_empty() {
-            failures.push(format!("iteration {i} ({transport}, user {user}, ext {ext}, report {report}):\n  {}", problems.join("\n  ")));
+            failures.push(format!(
+                "iteration {i} ({transport}, user {user}, ext {ext}, report {report}):\n  {}",
+                problems.join("\n  ")
+            ));
         }
     }
     eprintln!(
@@ -144,7 +150,13 @@ fn spawn_loop(
             if status == 200 {
                 oks.fetch_add(1, Ordering::SeqCst);
             }
-            samples.push(Sample { sent, received, status, reason: r.reason().unwrap_or("").to_string(), raw: r.raw.clone() });
+            samples.push(Sample {
+                sent,
+                received,
+                status,
+                reason: r.reason().unwrap_or("").to_string(),
+                raw: r.raw.clone(),
+            });
             while let Some(m) = phone.ua.queue.pop_front() {
                 phone.handle(m).await;
             }

@@ -33,7 +33,8 @@ async fn reactivate_notifies_last_known_flows_and_register_works_again() {
         phones.push(p);
     }
 
-    let handles: Vec<_> = phones.into_iter().map(|p| spawn_notify_wait(p, NOTIFY_WAIT, Duration::from_millis(200))).collect();
+    let handles: Vec<_> =
+        phones.into_iter().map(|p| spawn_notify_wait(p, NOTIFY_WAIT, Duration::from_millis(200))).collect();
     let report = admin.deactivate("alice").await;
     assert_eq!(report["bindings_removed"].as_u64(), Some(layout.len() as u64), "deactivate: {report}");
     let phones: Vec<_> = join_phones(handles).await.into_iter().map(|(p, _)| p).collect();
@@ -43,7 +44,8 @@ async fn reactivate_notifies_last_known_flows_and_register_works_again() {
     }
 
     // Reactivate, every phone listening on the flow it registered from.
-    let handles: Vec<_> = phones.into_iter().map(|p| spawn_notify_wait(p, NOTIFY_WAIT, Duration::from_millis(200))).collect();
+    let handles: Vec<_> =
+        phones.into_iter().map(|p| spawn_notify_wait(p, NOTIFY_WAIT, Duration::from_millis(200))).collect();
     let report = admin.reactivate("alice").await;
     check_report_shape("POST /api/v1/users/alice/reactivate", &report);
     assert_eq!(report["bindings_removed"].as_u64(), Some(0), "reactivate removes nothing: {report}");
@@ -57,11 +59,18 @@ async fn reactivate_notifies_last_known_flows_and_register_works_again() {
     let mut phones: Vec<_> = join_phones(handles).await.into_iter().map(|(p, _)| p).collect();
     for ((p, d), before) in phones.iter().zip(&devs).zip(&counts) {
         let n = p.notifies.get(*before).unwrap_or_else(|| {
-            panic!("{} ({:?} over {}) got no check-sync NOTIFY on reactivation; events {:#?}", d.mac, d.vendor, p.transport, p.events)
+            panic!(
+                "{} ({:?} over {}) got no check-sync NOTIFY on reactivation; events {:#?}",
+                d.mac, d.vendor, p.transport, p.events
+            )
         });
         assert_check_sync(&srv, p, d.vendor, n);
         if p.challenge_notify.is_some() {
-            assert!(p.events.iter().filter(|e| matches!(e, PhoneEvent::NotifyChallenged(_))).count() >= 2, "{}: not challenged again", d.mac);
+            assert!(
+                p.events.iter().filter(|e| matches!(e, PhoneEvent::NotifyChallenged(_))).count() >= 2,
+                "{}: not challenged again",
+                d.mac
+            );
             for r in &p.notify_auth_results {
                 assert!(r.is_ok(), "{}: NOTIFY Authorization does not verify: {r:?}", d.mac);
             }

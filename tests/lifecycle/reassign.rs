@@ -28,24 +28,39 @@ async fn reassign_device_moves_the_phone_to_the_new_user() {
     // Server: only that device's binding on alice's AOR went.
     let alice = bindings(&admin, "1001").await;
     assert_eq!(alice.len(), 1, "alice's bindings after moving one device away: {alice:#?}");
-    assert!(alice[0]["contact"].as_str().is_some_and(|c| c.contains(&stays_local)), "the wrong binding went: {alice:#?}");
+    assert!(
+        alice[0]["contact"].as_str().is_some_and(|c| c.contains(&stays_local)),
+        "the wrong binding went: {alice:#?}"
+    );
     assert!(bindings_of_device(&admin, &m1).await.is_empty(), "the moved device still has a binding");
     check_report_shape("PUT /api/v1/devices/{mac}/user", &report);
     assert_eq!(report["bindings_removed"].as_u64(), Some(1), "reassign: {report}");
     assert_eq!(macs(&report, "devices_notified"), set_of(&[&m1]), "reassign devices_notified: {report}");
     assert!(macs(&report, "devices_unreachable").is_empty(), "reassign devices_unreachable: {report}");
     let v = device_json(&admin, &m1).await;
-    assert_eq!((v["user"].as_str(), v["extension"].as_str()), (Some("bob"), Some("1002")), "device after reassign: {v}");
+    assert_eq!(
+        (v["user"].as_str(), v["extension"].as_str()),
+        (Some("bob"), Some("1002")),
+        "device after reassign: {v}"
+    );
 
     let (mut p_moved, _) = h1.await.unwrap();
     let (p_stays, got) = h2.await.unwrap();
-    let n = p_moved.notifies.first().unwrap_or_else(|| panic!("the moved phone got no NOTIFY; events {:#?}", p_moved.events));
+    let n = p_moved
+        .notifies
+        .first()
+        .unwrap_or_else(|| panic!("the moved phone got no NOTIFY; events {:#?}", p_moved.events));
     assert_check_sync(&srv, &p_moved, Vendor::Yealink, n);
-    assert!(got.is_none() && notify_events(&p_stays).is_empty(), "the phone that stayed got a NOTIFY: {:#?}", p_stays.events);
+    assert!(
+        got.is_none() && notify_events(&p_stays).is_empty(),
+        "the phone that stayed got a NOTIFY: {:#?}",
+        p_stays.events
+    );
 
     // New credentials, in the config of the new user's line.
     let (status, body) = fetch_config(&srv, &moved).await;
-    let new_secret = Vendor::Yealink.secret_in(&body).unwrap_or_else(|| panic!("no secret in the reassigned config:\n{body}"));
+    let new_secret =
+        Vendor::Yealink.secret_in(&body).unwrap_or_else(|| panic!("no secret in the reassigned config:\n{body}"));
     assert_ne!(new_secret, moved.sip_pass, "no new credentials for the new assignment");
     assert_active_config(&moved, status, &body, "1002", &new_secret);
     let (u, pw, _) = admin.sip_credentials(&m1).await;
@@ -90,7 +105,14 @@ async fn reassign_notify_is_accepted_by_a_phone_that_challenges_it() {
         })
         .collect();
     let (_, new_secret, _) = admin.sip_credentials(&d.mac).await;
-    let diagnosis = diagnose_notify_auth(&p, "PolycomSPIP", &[("the secret the phone holds (before the action)", &d.sip_pass), ("the new secret issued by the action", &new_secret)]);
+    let diagnosis = diagnose_notify_auth(
+        &p,
+        "PolycomSPIP",
+        &[
+            ("the secret the phone holds (before the action)", &d.sip_pass),
+            ("the new secret issued by the action", &new_secret),
+        ],
+    );
     assert!(
         !p.notifies.is_empty(),
         "the challenging phone did not accept the reassign NOTIFY (Authorization checks {:?}, refusals {refused:?}); report {report}; {diagnosis}",

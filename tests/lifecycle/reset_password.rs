@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::*;
-use crate::support::{Transport, TestServer};
+use crate::support::{TestServer, Transport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reset_password_keeps_bindings_and_sends_nothing() {
@@ -20,7 +20,8 @@ async fn reset_password_keeps_bindings_and_sends_nothing() {
     p2.challenge_notify = Some("PolycomSPIP".into());
 
     // The login password works before.
-    let (s, v) = admin.with_token("").post("/api/v1/login", &json!({"username": "alice", "password": "old-Passw0rd"})).await;
+    let (s, v) =
+        admin.with_token("").post("/api/v1/login", &json!({"username": "alice", "password": "old-Passw0rd"})).await;
     assert_eq!(s, 200, "POST /api/v1/login with the current password: {v}");
 
     let before = bindings(&admin, "1001").await;
@@ -32,7 +33,12 @@ async fn reset_password_keeps_bindings_and_sends_nothing() {
     let mut phones = join_phones(vec![h1, h2]).await;
 
     for (p, got) in &phones {
-        assert!(got.is_none() && notify_events(p).is_empty(), "phone {} got a NOTIFY after a password reset: {:#?}", p.mac, notify_events(p));
+        assert!(
+            got.is_none() && notify_events(p).is_empty(),
+            "phone {} got a NOTIFY after a password reset: {:#?}",
+            p.mac,
+            notify_events(p)
+        );
     }
 
     // Bindings untouched: same contacts, same registration time, same device, expiry only aged.

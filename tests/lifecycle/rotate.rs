@@ -85,7 +85,14 @@ async fn rotate_notify_is_accepted_by_a_phone_that_challenges_it() {
         })
         .collect();
     let (_, new_secret, _) = admin.sip_credentials(&d.mac).await;
-    let diagnosis = diagnose_notify_auth(&p, "PolycomSPIP", &[("the secret the phone holds (before the action)", &d.sip_pass), ("the new secret issued by the action", &new_secret)]);
+    let diagnosis = diagnose_notify_auth(
+        &p,
+        "PolycomSPIP",
+        &[
+            ("the secret the phone holds (before the action)", &d.sip_pass),
+            ("the new secret issued by the action", &new_secret),
+        ],
+    );
     assert!(
         !p.notifies.is_empty(),
         "the challenging phone did not accept the rotation NOTIFY (Authorization checks {:?}, refusals {refused:?}); report {report}; {diagnosis}",

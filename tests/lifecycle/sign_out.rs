@@ -19,11 +19,15 @@ async fn sign_out_everywhere_rotates_secrets_and_notifies() {
         create_device(&admin, &m1, "alice", "1001", Vendor::Yealink).await,
         create_device(&admin, &m2, "alice", "1001", Vendor::Cisco).await,
     ];
-    let phones = vec![registered_phone(&srv, &devs[0], Transport::Udp).await, registered_phone(&srv, &devs[1], Transport::Tcp).await];
+    let phones = vec![
+        registered_phone(&srv, &devs[0], Transport::Udp).await,
+        registered_phone(&srv, &devs[1], Transport::Tcp).await,
+    ];
     let locals: Vec<String> = phones.iter().map(|p| p.ua.local_hostport()).collect();
     let sub = RegSubscriber::subscribe(&srv, "1001", &devs[0].sip_user, &devs[0].sip_pass).await;
 
-    let handles: Vec<_> = phones.into_iter().map(|p| spawn_notify_wait(p, NOTIFY_WAIT, Duration::from_millis(200))).collect();
+    let handles: Vec<_> =
+        phones.into_iter().map(|p| spawn_notify_wait(p, NOTIFY_WAIT, Duration::from_millis(200))).collect();
     let sub_task = spawn_subscriber(sub, Duration::from_secs(2));
     let report = admin.sign_out("alice").await;
     let right_after = bindings(&admin, "1001").await;
@@ -36,7 +40,8 @@ async fn sign_out_everywhere_rotates_secrets_and_notifies() {
 
     let mut phones: Vec<_> = join_phones(handles).await.into_iter().map(|(p, _)| p).collect();
     for (p, d) in phones.iter().zip(&devs) {
-        let n = p.notifies.first().unwrap_or_else(|| panic!("{} got no NOTIFY on sign-out; events {:#?}", d.mac, p.events));
+        let n =
+            p.notifies.first().unwrap_or_else(|| panic!("{} got no NOTIFY on sign-out; events {:#?}", d.mac, p.events));
         assert_check_sync(&srv, p, d.vendor, n);
     }
 
@@ -55,11 +60,19 @@ async fn sign_out_everywhere_rotates_secrets_and_notifies() {
         assert_eq!(r.status(), Some(403), "REGISTER of {} with the secret from before the sign-out:\n{}", d.mac, r.raw);
         // The phone fetches its config: active, with a new secret, the one the admin API gives.
         let (status, body) = fetch_config(&srv, d).await;
-        let new_secret = d.vendor.secret_in(&body).unwrap_or_else(|| panic!("no secret in the config of {} after sign-out:\n{body}", d.mac));
+        let new_secret = d
+            .vendor
+            .secret_in(&body)
+            .unwrap_or_else(|| panic!("no secret in the config of {} after sign-out:\n{body}", d.mac));
         assert_ne!(new_secret, d.sip_pass, "{}: the secret was not rotated by sign-out", d.mac);
         assert_active_config(d, status, &body, "1001", &new_secret);
         let (user, pass, realm) = admin.sip_credentials(&d.mac).await;
-        assert_eq!((user.as_str(), pass.as_str()), (d.sip_user.as_str(), new_secret.as_str()), "sip-credentials of {} vs its config", d.mac);
+        assert_eq!(
+            (user.as_str(), pass.as_str()),
+            (d.sip_user.as_str(), new_secret.as_str()),
+            "sip-credentials of {} vs its config",
+            d.mac
+        );
         assert_eq!(realm, crate::support::REALM);
         p.credentials.password = new_secret;
         let r = p.register().await;
@@ -87,12 +100,23 @@ async fn sign_out_notify_is_accepted_by_a_phone_that_challenges_it() {
     let report = admin.sign_out("alice").await;
     let (p, _) = h.await.unwrap();
     let auth: Vec<_> = p.notify_auth_results.clone();
-    let refused: Vec<_> = p.events.iter().filter_map(|e| match e {
-        PhoneEvent::NotifyAuthFailed { reason, .. } => Some(reason.clone()),
-        _ => None,
-    }).collect();
+    let refused: Vec<_> = p
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            PhoneEvent::NotifyAuthFailed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
     let (_, new_secret, _) = admin.sip_credentials(&d.mac).await;
-    let diagnosis = diagnose_notify_auth(&p, "PolycomSPIP", &[("the secret the phone holds (before the action)", &d.sip_pass), ("the new secret issued by the action", &new_secret)]);
+    let diagnosis = diagnose_notify_auth(
+        &p,
+        "PolycomSPIP",
+        &[
+            ("the secret the phone holds (before the action)", &d.sip_pass),
+            ("the new secret issued by the action", &new_secret),
+        ],
+    );
     assert!(
         !p.notifies.is_empty(),
         "the challenging phone did not accept the sign-out NOTIFY (its Authorization checks: {auth:?}, refusals: {refused:?}); report {report}; {diagnosis}"

@@ -38,7 +38,8 @@ async fn deactivate_20_phones_timing() {
             phones.push(registered_phone(&srv, &d, Transport::Udp).await);
         }
         assert_eq!(bindings(&admin, &ext).await.len(), PHONES, "run {run}: all {PHONES} phones bound");
-        let handles: Vec<_> = phones.into_iter().map(|p| spawn_notify_wait(p, Duration::from_secs(10), Duration::ZERO)).collect();
+        let handles: Vec<_> =
+            phones.into_iter().map(|p| spawn_notify_wait(p, Duration::from_secs(10), Duration::ZERO)).collect();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let t0 = Instant::now();
         let report = admin.deactivate(&user).await;
@@ -51,7 +52,11 @@ async fn deactivate_20_phones_timing() {
         }
         assert_eq!(report["bindings_removed"].as_u64(), Some(PHONES as u64), "run {run}: {report}");
         assert_eq!(macs(&report, "devices_notified").len(), PHONES, "run {run}: {report}");
-        eprintln!("run {run}: answer {:.1} ms, last NOTIFY {:.1} ms", answer.as_secs_f64() * 1e3, last.as_secs_f64() * 1e3);
+        eprintln!(
+            "run {run}: answer {:.1} ms, last NOTIFY {:.1} ms",
+            answer.as_secs_f64() * 1e3,
+            last.as_secs_f64() * 1e3
+        );
         answers.push(answer.as_secs_f64() * 1e3);
         lasts.push(last.as_secs_f64() * 1e3);
     }

@@ -41,8 +41,16 @@ async fn unreachable_phones_are_reported_and_pending_until_they_come_back() {
     let (alive, _) = h.await.unwrap();
     assert!(!alive.notifies.is_empty(), "the reachable phone got no NOTIFY: {:#?}", alive.events);
 
-    assert!(resync_pending(&admin, &m_fetch).await, "resync_pending of an unreachable device: {}", device_json(&admin, &m_fetch).await);
-    assert!(resync_pending(&admin, &m_register).await, "resync_pending of an unreachable device: {}", device_json(&admin, &m_register).await);
+    assert!(
+        resync_pending(&admin, &m_fetch).await,
+        "resync_pending of an unreachable device: {}",
+        device_json(&admin, &m_fetch).await
+    );
+    assert!(
+        resync_pending(&admin, &m_register).await,
+        "resync_pending of an unreachable device: {}",
+        device_json(&admin, &m_register).await
+    );
     assert!(!resync_pending(&admin, &m_alive).await, "resync_pending of a notified device");
 
     // Its next config fetch (the suspended config) clears it.
@@ -119,5 +127,8 @@ async fn unreachable_udp_phone_ends_up_resync_pending() {
         "a UDP phone that never answered the NOTIFY is still not resync_pending 40 s later: {}; deactivate answered {report}",
         device_json(&admin, &d.mac).await
     );
-    eprintln!("UDP phone gone: resync_pending after {:.1} s (deactivate answered {report})", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "UDP phone gone: resync_pending after {:.1} s (deactivate answered {report})",
+        t0.elapsed().as_secs_f64()
+    );
 }

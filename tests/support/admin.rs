@@ -116,7 +116,14 @@ impl Admin {
     }
 
     /// `POST /api/v1/devices`; fields that are None are left out.
-    pub async fn create_device(&self, mac: &str, user: &str, extension: Option<&str>, sip_username: Option<&str>, sip_password: Option<&str>) -> Value {
+    pub async fn create_device(
+        &self,
+        mac: &str,
+        user: &str,
+        extension: Option<&str>,
+        sip_username: Option<&str>,
+        sip_password: Option<&str>,
+    ) -> Value {
         let mut body = json!({ "mac": mac, "user": user });
         if let Some(e) = extension {
             body["extension"] = json!(e);
@@ -144,18 +151,30 @@ impl Admin {
     /// `GET /api/v1/registrations` with a query like `[("aor", "sip:1001@pbx.test")]`.
     pub async fn registrations(&self, query: &[(&str, &str)]) -> Vec<Value> {
         let qs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
-        let path = if qs.is_empty() { "/api/v1/registrations".to_string() } else { format!("/api/v1/registrations?{}", qs.join("&")) };
+        let path = if qs.is_empty() {
+            "/api/v1/registrations".to_string()
+        } else {
+            format!("/api/v1/registrations?{}", qs.join("&"))
+        };
         let v = Self::expect("list registrations", &[200], self.get(&path).await);
         match v {
             Value::Array(a) => a,
             // Tolerate an envelope like {"registrations": [...]}.
-            Value::Object(ref o) => o.values().find_map(|x| x.as_array().cloned()).unwrap_or_else(|| panic!("registrations: not a list: {v}")),
+            Value::Object(ref o) => o
+                .values()
+                .find_map(|x| x.as_array().cloned())
+                .unwrap_or_else(|| panic!("registrations: not a list: {v}")),
             other => panic!("registrations: not a list: {other}"),
         }
     }
 
     /// Waits until `registrations(query)` has at least `n` entries; returns them.
-    pub async fn wait_registrations(&self, query: &[(&str, &str)], n: usize, timeout: std::time::Duration) -> Vec<Value> {
+    pub async fn wait_registrations(
+        &self,
+        query: &[(&str, &str)],
+        n: usize,
+        timeout: std::time::Duration,
+    ) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let r = self.registrations(query).await;
@@ -175,16 +194,32 @@ impl Admin {
 
     /// `POST /api/v1/users/{u}/deactivate` → `{"bindings_removed", "devices_notified", "devices_unreachable"}`.
     pub async fn deactivate(&self, username: &str) -> Value {
-        Self::expect(&format!("deactivate {username}"), &[200], self.post_empty(&format!("/api/v1/users/{username}/deactivate")).await)
+        Self::expect(
+            &format!("deactivate {username}"),
+            &[200],
+            self.post_empty(&format!("/api/v1/users/{username}/deactivate")).await,
+        )
     }
     pub async fn reactivate(&self, username: &str) -> Value {
-        Self::expect(&format!("reactivate {username}"), &[200], self.post_empty(&format!("/api/v1/users/{username}/reactivate")).await)
+        Self::expect(
+            &format!("reactivate {username}"),
+            &[200],
+            self.post_empty(&format!("/api/v1/users/{username}/reactivate")).await,
+        )
     }
     pub async fn sign_out(&self, username: &str) -> Value {
-        Self::expect(&format!("sign-out {username}"), &[200], self.post_empty(&format!("/api/v1/users/{username}/sign-out")).await)
+        Self::expect(
+            &format!("sign-out {username}"),
+            &[200],
+            self.post_empty(&format!("/api/v1/users/{username}/sign-out")).await,
+        )
     }
     pub async fn delete_user(&self, username: &str) -> Value {
-        Self::expect(&format!("delete user {username}"), &[200], self.delete(&format!("/api/v1/users/{username}")).await)
+        Self::expect(
+            &format!("delete user {username}"),
+            &[200],
+            self.delete(&format!("/api/v1/users/{username}")).await,
+        )
     }
     pub async fn reset_password(&self, username: &str, password: &str) {
         Self::expect(
@@ -197,10 +232,18 @@ impl Admin {
         Self::expect(&format!("resync {mac}"), &[200], self.post_empty(&format!("/api/v1/devices/{mac}/resync")).await)
     }
     pub async fn rotate_credentials(&self, mac: &str) -> Value {
-        Self::expect(&format!("rotate credentials of {mac}"), &[200], self.post_empty(&format!("/api/v1/devices/{mac}/rotate-credentials")).await)
+        Self::expect(
+            &format!("rotate credentials of {mac}"),
+            &[200],
+            self.post_empty(&format!("/api/v1/devices/{mac}/rotate-credentials")).await,
+        )
     }
     pub async fn assign_device(&self, mac: &str, user: &str) -> Value {
-        Self::expect(&format!("assign {mac} to {user}"), &[200], self.put(&format!("/api/v1/devices/{mac}/user"), &json!({ "user": user })).await)
+        Self::expect(
+            &format!("assign {mac} to {user}"),
+            &[200],
+            self.put(&format!("/api/v1/devices/{mac}/user"), &json!({ "user": user })).await,
+        )
     }
 }
 

@@ -192,10 +192,7 @@ pub fn parse_params(s: &str) -> Result<Vec<(String, String)>, String> {
 
 /// Picks the challenge offering `alg` among several header values (unparseable ones skipped).
 pub fn pick_challenge<S: AsRef<str>>(values: &[S], alg: Algorithm) -> Option<Challenge> {
-    values
-        .iter()
-        .filter_map(|v| parse_challenge(v.as_ref()).ok())
-        .find(|c| c.is_digest() && c.algorithm() == Some(alg))
+    values.iter().filter_map(|v| parse_challenge(v.as_ref()).ok()).find(|c| c.is_digest() && c.algorithm() == Some(alg))
 }
 
 /// The request-digest (`response=`) of RFC 7616 §3.4.1 for qop=auth, or RFC 2069 style without qop.
@@ -226,7 +223,15 @@ pub fn new_cnonce() -> String {
 }
 
 /// The `Authorization` value answering `ch` (qop=auth when offered, else none).
-pub fn authorization(ch: &Challenge, username: &str, password: &str, method: &str, uri: &str, nc: u32, cnonce: &str) -> String {
+pub fn authorization(
+    ch: &Challenge,
+    username: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+    cnonce: &str,
+) -> String {
     let alg = ch.algorithm().unwrap_or_else(|| panic!("unsupported algorithm in challenge {ch:?}"));
     let qop = if ch.qop_options().iter().any(|q| q == "auth") { Some("auth") } else { None };
     let resp = response(alg, username, ch.realm(), password, method, uri, ch.nonce(), qop, nc, cnonce);
@@ -286,7 +291,9 @@ pub fn verify_authorization(
     let got = a.param("response").ok_or("no response")?.to_ascii_lowercase();
     let qop = a.param("qop");
     let nc = match qop {
-        Some(_) => u32::from_str_radix(a.param("nc").ok_or("qop without nc")?, 16).map_err(|e| format!("bad nc: {e}"))?,
+        Some(_) => {
+            u32::from_str_radix(a.param("nc").ok_or("qop without nc")?, 16).map_err(|e| format!("bad nc: {e}"))?
+        }
         None => 0,
     };
     let cnonce = a.param("cnonce").unwrap_or("");

@@ -19,9 +19,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::digest::{self, Algorithm};
+use super::random_hex;
 use super::server::TestServer;
 use super::sip_ua::{ContactSpec, ReceivedMessage, RegisterParams, SipUa, Transport};
-use super::random_hex;
 
 /// The SIP credentials a device was provisioned with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +61,12 @@ pub const POLY_UA: &str = "PolycomVVX-VVX_450-UA/6.4.3.5018";
 
 /// `GET url` over HTTPS trusting `ca_pem`, with an optional client certificate (PEM cert + key
 /// files). Returns (status, body).
-pub async fn fetch_config(url: &str, ca_pem: &Path, client_cert_pem: Option<&Path>, key_pem: Option<&Path>) -> (u16, String) {
+pub async fn fetch_config(
+    url: &str,
+    ca_pem: &Path,
+    client_cert_pem: Option<&Path>,
+    key_pem: Option<&Path>,
+) -> (u16, String) {
     let mut o = FetchOptions::new(ca_pem);
     if let (Some(c), Some(k)) = (client_cert_pem, key_pem) {
         o.identity = Some((c.to_path_buf(), k.to_path_buf()));
@@ -183,7 +188,14 @@ pub struct Phone {
 
 impl Phone {
     /// A phone on the server's listener of `transport`, with a Poly User-Agent and an instance id.
-    pub async fn new(srv: &TestServer, mac: &str, ext: &str, transport: Transport, username: &str, password: &str) -> Phone {
+    pub async fn new(
+        srv: &TestServer,
+        mac: &str,
+        ext: &str,
+        transport: Transport,
+        username: &str,
+        password: &str,
+    ) -> Phone {
         let ua = SipUa::for_server(srv, transport).await;
         Self::with_ua(ua, mac, ext, username, password)
     }
@@ -355,7 +367,9 @@ impl Phone {
             }
             "ACK" => {}
             _ => {
-                self.ua.respond(&msg, 405, &[("Allow".into(), "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY".into())]).await;
+                self.ua
+                    .respond(&msg, 405, &[("Allow".into(), "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY".into())])
+                    .await;
                 self.answered.insert(key, 405);
                 self.other_requests.push(msg.clone());
                 out.push(PhoneEvent::Other(msg));
@@ -365,7 +379,13 @@ impl Phone {
         out
     }
 
-    async fn accept_notify(&mut self, msg: ReceivedMessage, key: (String, u32), event: String, out: &mut Vec<PhoneEvent>) {
+    async fn accept_notify(
+        &mut self,
+        msg: ReceivedMessage,
+        key: (String, u32),
+        event: String,
+        out: &mut Vec<PhoneEvent>,
+    ) {
         self.ua.respond(&msg, 200, &[]).await;
         self.answered.insert(key, 200);
         self.notifies.push(msg.clone());

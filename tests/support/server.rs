@@ -181,11 +181,8 @@ pub fn base_config(dir: &Path, options: &ServerOptions) -> String {
     };
     let listen = any(v4, v6);
     let p = |rel: &str| toml_str(&dir.join(rel).to_string_lossy());
-    let device_ca = if options.device_macs.is_empty() {
-        "[]".to_string()
-    } else {
-        format!("[{}]", p("certs/device-ca.pem"))
-    };
+    let device_ca =
+        if options.device_macs.is_empty() { "[]".to_string() } else { format!("[{}]", p("certs/device-ca.pem")) };
     format!(
         r#"domain = {domain}
 data_dir = {data}
@@ -320,7 +317,9 @@ impl TestServer {
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = self.child.as_mut().unwrap().wait().ok();
-                    self.fail_start(&format!("the server closed its stdout before `deskline: ready` (exit: {status:?})"));
+                    self.fail_start(&format!(
+                        "the server closed its stdout before `deskline: ready` (exit: {status:?})"
+                    ));
                 }
             }
         }
@@ -532,7 +531,9 @@ impl TestServer {
     pub fn pin_ports(&self) {
         let text = self.config_text();
         let mut table: toml::Table = text.parse().expect("the test config is valid TOML");
-        let list = |addrs: &[SocketAddr]| toml::Value::Array(addrs.iter().map(|a| toml::Value::String(a.to_string())).collect());
+        let list = |addrs: &[SocketAddr]| {
+            toml::Value::Array(addrs.iter().map(|a| toml::Value::String(a.to_string())).collect())
+        };
         fn section<'a>(t: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
             t.entry(name.to_string())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()))

@@ -332,10 +332,7 @@ impl ReceivedMessage {
     }
     /// `(contact URI, expires param)` of each Contact.
     pub fn contact_expires(&self) -> Vec<(String, Option<u32>)> {
-        self.contacts()
-            .iter()
-            .map(|c| (addr_uri(c), addr_param(c, "expires").and_then(|e| e.parse().ok())))
-            .collect()
+        self.contacts().iter().map(|c| (addr_uri(c), addr_param(c, "expires").and_then(|e| e.parse().ok()))).collect()
     }
     /// The Contact whose URI contains `needle`, if any.
     pub fn contact_containing(&self, needle: &str) -> Option<String> {
@@ -569,7 +566,11 @@ impl SipUa {
     }
 
     /// TLS with SNI `localhost`, trusting `ca_pem` (the server's dev CA).
-    pub async fn try_tls(server: SocketAddr, ca_pem: &Path, identity: Option<(&Path, &Path)>) -> std::io::Result<SipUa> {
+    pub async fn try_tls(
+        server: SocketAddr,
+        ca_pem: &Path,
+        identity: Option<(&Path, &Path)>,
+    ) -> std::io::Result<SipUa> {
         Self::check_loopback(server);
         let cfg = tls_client_config(ca_pem, identity);
         let s = TcpStream::connect(server).await?;
@@ -619,7 +620,9 @@ impl SipUa {
     // ---- raw I/O ----------------------------------------------------------------------------
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
-        self.try_send_raw(bytes).await.unwrap_or_else(|e| panic!("send over {} to {}: {e}", self.transport, self.server));
+        self.try_send_raw(bytes)
+            .await
+            .unwrap_or_else(|e| panic!("send over {} to {}: {e}", self.transport, self.server));
     }
 
     pub async fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -766,7 +769,15 @@ impl SipUa {
 
     /// Builds a request with our Via/From/To/Call-ID/CSeq (CSeq incremented) and the given
     /// headers. Returns (text, branch).
-    pub fn build_request(&mut self, method: &str, uri: &str, from: &str, to: &str, headers: &[(String, String)], body: &[u8]) -> (String, String) {
+    pub fn build_request(
+        &mut self,
+        method: &str,
+        uri: &str,
+        from: &str,
+        to: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> (String, String) {
         self.cseq += 1;
         let branch = format!("z9hG4bK{}", random_hex(16));
         let mut m = format!("{method} {uri} SIP/2.0\r\n");
@@ -787,7 +798,15 @@ impl SipUa {
 
     /// Sends a request and waits for its final response (1xx skipped; requests received meanwhile
     /// are queued). None when nothing came within `self.timeout`.
-    pub async fn try_request(&mut self, method: &str, uri: &str, from: &str, to: &str, headers: &[(String, String)], body: &[u8]) -> Option<ReceivedMessage> {
+    pub async fn try_request(
+        &mut self,
+        method: &str,
+        uri: &str,
+        from: &str,
+        to: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Option<ReceivedMessage> {
         let (text, branch) = self.build_request(method, uri, from, to, headers, body);
         self.send_raw(text.as_bytes()).await;
         self.wait_response(&branch, method).await
@@ -817,7 +836,15 @@ impl SipUa {
     }
 
     /// Like [`try_request`](Self::try_request) but panics without a final response.
-    pub async fn request(&mut self, method: &str, uri: &str, from: &str, to: &str, headers: &[(String, String)], body: &[u8]) -> ReceivedMessage {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        uri: &str,
+        from: &str,
+        to: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> ReceivedMessage {
         match self.try_request(method, uri, from, to, headers, body).await {
             Some(m) => m,
             None => panic!(
@@ -878,7 +905,9 @@ impl SipUa {
         let aor = self.aor(&p.ext);
         let mut headers = Vec::new();
         match &p.contact {
-            ContactSpec::Local => headers.push(("Contact".into(), format!("{}{}", self.local_contact(&p.ext), p.contact_params))),
+            ContactSpec::Local => {
+                headers.push(("Contact".into(), format!("{}{}", self.local_contact(&p.ext), p.contact_params)))
+            }
             ContactSpec::Star => headers.push(("Contact".into(), "*".into())),
             ContactSpec::NoContact => {}
             ContactSpec::Raw(c) => headers.push(("Contact".into(), c.clone())),
@@ -893,7 +922,15 @@ impl SipUa {
     }
 
     /// Registers `sip:EXT@domain` with our local Contact (+ `contact_params` after `>`).
-    pub async fn register(&mut self, ext: &str, auth_user: &str, password: &str, expires: Option<u32>, contact_params: &str, alg: Algorithm) -> ReceivedMessage {
+    pub async fn register(
+        &mut self,
+        ext: &str,
+        auth_user: &str,
+        password: &str,
+        expires: Option<u32>,
+        contact_params: &str,
+        alg: Algorithm,
+    ) -> ReceivedMessage {
         let mut p = RegisterParams::new(ext, auth_user, password);
         p.expires = expires;
         p.contact_params = contact_params.into();
@@ -907,7 +944,13 @@ impl SipUa {
     }
 
     /// `Contact: *`, `Expires: 0`.
-    pub async fn unregister_all(&mut self, ext: &str, auth_user: &str, password: &str, alg: Algorithm) -> ReceivedMessage {
+    pub async fn unregister_all(
+        &mut self,
+        ext: &str,
+        auth_user: &str,
+        password: &str,
+        alg: Algorithm,
+    ) -> ReceivedMessage {
         let mut p = RegisterParams::new(ext, auth_user, password);
         p.contact = ContactSpec::Star;
         p.expires = Some(0);
@@ -935,7 +978,13 @@ impl SipUa {
 
     /// Builds a response to a request the server sent (Via/From/To/Call-ID/CSeq copied, a To tag
     /// added for non-100 responses).
-    pub fn build_response(req: &ReceivedMessage, code: u16, reason: &str, extra_headers: &[(String, String)], body: &[u8]) -> String {
+    pub fn build_response(
+        req: &ReceivedMessage,
+        code: u16,
+        reason: &str,
+        extra_headers: &[(String, String)],
+        body: &[u8],
+    ) -> String {
         let mut m = format!("SIP/2.0 {code} {reason}\r\n");
         for via in req.headers("via") {
             m.push_str(&format!("Via: {via}\r\n"));

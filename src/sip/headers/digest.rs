@@ -115,10 +115,7 @@ impl DigestCredentials {
                 2 => c.nonce = value.into_owned(),
                 3 => c.uri = value.into_owned(),
                 4 => c.response = value.into_owned(),
-                5 => {
-                    c.algorithm = DigestAlgorithm::parse(&value)
-                        .ok_or(HeaderError::new(E, "unknown algorithm"))?
-                }
+                5 => c.algorithm = DigestAlgorithm::parse(&value).ok_or(HeaderError::new(E, "unknown algorithm"))?,
                 6 => c.cnonce = Some(value.into_owned()),
                 7 => c.qop = Some(value.into_owned()),
                 8 => c.nc = Some(parse_nc(&value).ok_or(HeaderError::new(E, "bad nc"))?),
@@ -126,10 +123,7 @@ impl DigestCredentials {
             }
         }
         if seen & 0b1_1111 != 0b1_1111 {
-            return Err(HeaderError::new(
-                E,
-                "missing username, realm, nonce, uri or response",
-            ));
+            return Err(HeaderError::new(E, "missing username, realm, nonce, uri or response"));
         }
         if c.qop.is_some() && (c.cnonce.is_none() || c.nc.is_none()) {
             return Err(HeaderError::new(E, "qop without cnonce or nc"));
@@ -179,8 +173,7 @@ impl DigestChallenge {
                 "realm" => (ch.realm, realm) = (value.into_owned(), true),
                 "nonce" => (ch.nonce, nonce) = (value.into_owned(), true),
                 "algorithm" => {
-                    ch.algorithm = DigestAlgorithm::parse(&value)
-                        .ok_or(HeaderError::new(E, "unknown algorithm"))?
+                    ch.algorithm = DigestAlgorithm::parse(&value).ok_or(HeaderError::new(E, "unknown algorithm"))?
                 }
                 "qop" => {
                     ch.qop = value
@@ -273,8 +266,7 @@ fn auth_params<'a>(
         }
         sc.skip_ws();
         let value = if sc.peek() == Some(b'"') {
-            sc.quoted_cow()
-                .ok_or(HeaderError::new(header, "unterminated quoted string"))?
+            sc.quoted_cow().ok_or(HeaderError::new(header, "unterminated quoted string"))?
         } else {
             let v = sc.take_while(|b| !matches!(b, b' ' | b'\t' | b',' | b'"'));
             if v.is_empty() {
@@ -314,40 +306,22 @@ mod tests {
         assert_eq!(c.nc, Some(1));
         assert_eq!(c.opaque, None);
         let v = |from: &str, to: &str| DigestCredentials::parse(&PLAIN.replace(from, to)).unwrap();
-        assert_eq!(
-            v("algorithm=MD5", "algorithm=SHA-256").algorithm,
-            DigestAlgorithm::Sha256
-        );
-        assert_eq!(
-            v("algorithm=MD5", "algorithm=\"sha-512-256-SESS\"").algorithm,
-            DigestAlgorithm::Sha512_256Sess
-        );
+        assert_eq!(v("algorithm=MD5", "algorithm=SHA-256").algorithm, DigestAlgorithm::Sha256);
+        assert_eq!(v("algorithm=MD5", "algorithm=\"sha-512-256-SESS\"").algorithm, DigestAlgorithm::Sha512_256Sess);
         assert_eq!(v("algorithm=MD5, ", "").algorithm, DigestAlgorithm::Md5);
         assert_eq!(v("nc=00000001", "nc=0000000a").nc, Some(10));
         assert_eq!(v("nc=00000001", "nc=00000100").nc, Some(256));
         assert_eq!(v("nc=00000001", "nc=FFFFFFFF").nc, Some(u32::MAX));
         assert_eq!(v("qop=auth", "qop=\"auth\"").qop.as_deref(), Some("auth"));
         assert_eq!(
-            v(
-                "uri=\"sip:pbx.example.com\"",
-                "uri=\"sip:pbx.example.com:5061;transport=tls\""
-            )
-            .uri,
+            v("uri=\"sip:pbx.example.com\"", "uri=\"sip:pbx.example.com:5061;transport=tls\"").uri,
             "sip:pbx.example.com:5061;transport=tls"
         );
         assert_eq!(v("Digest username", "digest   username").username, "1001");
         assert_eq!(v(", ", " ,\t").realm, "pbx.example.com");
         assert_eq!(v("=", " = ").nc, Some(1));
-        assert_eq!(
-            v("username=\"1001\"", "username=\"a\\\"b\\\\c\"").username,
-            "a\"b\\c"
-        );
-        assert_eq!(
-            v("qop=auth", "qop=auth, opaque=\"xyz\", userhash=false, ,")
-                .opaque
-                .as_deref(),
-            Some("xyz")
-        );
+        assert_eq!(v("username=\"1001\"", "username=\"a\\\"b\\\\c\"").username, "a\"b\\c");
+        assert_eq!(v("qop=auth", "qop=auth, opaque=\"xyz\", userhash=false, ,").opaque.as_deref(), Some("xyz"));
         // RFC 2069 style: no qop.
         let c = v("cnonce=\"0a4f113b\", qop=auth, nc=00000001", "opaque=\"o\"");
         assert_eq!((c.qop, c.nc, c.cnonce), (None, None, None));
@@ -357,20 +331,13 @@ mod tests {
     fn credential_errors() {
         assert!(DigestCredentials::parse("NoOneKnowsThisScheme opaque-data=here").is_err());
         assert!(DigestCredentials::parse("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==").is_err());
-        let bad = |from: &str, to: &str| {
-            assert!(
-                DigestCredentials::parse(&PLAIN.replace(from, to)).is_err(),
-                "{from}->{to}"
-            )
-        };
+        let bad =
+            |from: &str, to: &str| assert!(DigestCredentials::parse(&PLAIN.replace(from, to)).is_err(), "{from}->{to}");
         bad("nc=00000001", "nc=000000001");
         bad("nc=00000001", "nc=0000000g");
         bad("algorithm=MD5", "algorithm=AKAv1-MD5");
         bad("username=\"1001\", ", "");
-        bad(
-            "response=\"6629fae49393a05397450978507c4ef1\"",
-            "response=\"6629",
-        );
+        bad("response=\"6629fae49393a05397450978507c4ef1\"", "response=\"6629");
         bad("cnonce=\"0a4f113b\", ", "");
         bad("realm=\"pbx.example.com\"", "realm=\"a\", realm=\"b\"");
         bad("qop=auth", "qop=");
@@ -390,16 +357,9 @@ mod tests {
         assert_eq!(ch.opaque.as_deref(), Some("xyz"));
         assert!(ch.stale);
         assert_eq!(DigestChallenge::parse(&ch.to_string()).unwrap(), ch);
-        let ch =
-            DigestChallenge::parse("digest realm=\"r\",nonce=\"n\", Basic realm=\"x\"").unwrap();
-        assert_eq!(
-            (&ch.algorithm, ch.qop.len(), ch.stale),
-            (&DigestAlgorithm::Md5, 0, false)
-        );
-        assert_eq!(
-            ch.to_string(),
-            "Digest realm=\"r\", nonce=\"n\", algorithm=MD5"
-        );
+        let ch = DigestChallenge::parse("digest realm=\"r\",nonce=\"n\", Basic realm=\"x\"").unwrap();
+        assert_eq!((&ch.algorithm, ch.qop.len(), ch.stale), (&DigestAlgorithm::Md5, 0, false));
+        assert_eq!(ch.to_string(), "Digest realm=\"r\", nonce=\"n\", algorithm=MD5");
         assert!(DigestChallenge::parse("Digest realm=\"r\"").is_err());
         assert!(DigestChallenge::parse("Basic realm=\"r\"").is_err());
     }

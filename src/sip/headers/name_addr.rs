@@ -41,17 +41,11 @@ impl NameAddr {
 }
 
 /// Parses a name-addr at the cursor. `in_list`: stop at a top-level `,` (Contact lists).
-fn parse_name_addr(
-    sc: &mut Scanner<'_>,
-    in_list: bool,
-    header: &'static str,
-) -> Result<NameAddr, HeaderError> {
+fn parse_name_addr(sc: &mut Scanner<'_>, in_list: bool, header: &'static str) -> Result<NameAddr, HeaderError> {
     sc.skip_ws();
     let display_name = match sc.peek() {
         Some(b'"') => {
-            let dn = sc
-                .quoted()
-                .ok_or(HeaderError::new(header, "unterminated quoted string"))?;
+            let dn = sc.quoted().ok_or(HeaderError::new(header, "unterminated quoted string"))?;
             sc.skip_ws();
             if sc.peek() != Some(b'<') {
                 return Err(HeaderError::new(header, "display name without <URI>"));
@@ -82,19 +76,10 @@ fn parse_name_addr(
     }
     let uri = Uri::parse(uri_text).map_err(|_| HeaderError::new(header, "bad URI"))?;
     let params = sc.params(in_list, header)?;
-    Ok(NameAddr {
-        display_name,
-        uri,
-        uri_text: uri_text.to_owned(),
-        params,
-    })
+    Ok(NameAddr { display_name, uri, uri_text: uri_text.to_owned(), params })
 }
 
-fn addr_spec(
-    sc: &mut Scanner<'_>,
-    in_list: bool,
-    header: &'static str,
-) -> Result<NameAddr, HeaderError> {
+fn addr_spec(sc: &mut Scanner<'_>, in_list: bool, header: &'static str) -> Result<NameAddr, HeaderError> {
     let start = sc.pos;
     while let Some(b) = sc.peek() {
         if b == b';' || (in_list && b == b',') {
@@ -111,12 +96,7 @@ fn addr_spec(
     }
     let uri = Uri::parse(uri_text).map_err(|_| HeaderError::new(header, "bad URI"))?;
     let params = sc.params(in_list, header)?;
-    Ok(NameAddr {
-        display_name: None,
-        uri,
-        uri_text: uri_text.to_owned(),
-        params,
-    })
+    Ok(NameAddr { display_name: None, uri, uri_text: uri_text.to_owned(), params })
 }
 
 /// One Contact value with the parameters the registrar uses, parsed (the raw ones stay in
@@ -141,10 +121,7 @@ impl Contact {
         const E: &str = "Contact";
         let expires = match addr.param("expires") {
             None => None,
-            Some(v) => Some(
-                v.and_then(parse_u32_saturating)
-                    .ok_or(HeaderError::new(E, "bad expires"))?,
-            ),
+            Some(v) => Some(v.and_then(parse_u32_saturating).ok_or(HeaderError::new(E, "bad expires"))?),
         };
         let q = match addr.param("q") {
             None => None,
@@ -152,25 +129,13 @@ impl Contact {
         };
         let instance = match addr.param("+sip.instance") {
             None => None,
-            Some(v) => Some(
-                v.ok_or(HeaderError::new(E, "+sip.instance without value"))?
-                    .to_owned(),
-            ),
+            Some(v) => Some(v.ok_or(HeaderError::new(E, "+sip.instance without value"))?.to_owned()),
         };
         let reg_id = match addr.param("reg-id") {
             None => None,
-            Some(v) => Some(
-                v.and_then(parse_u32)
-                    .ok_or(HeaderError::new(E, "bad reg-id"))?,
-            ),
+            Some(v) => Some(v.and_then(parse_u32).ok_or(HeaderError::new(E, "bad reg-id"))?),
         };
-        Ok(Contact {
-            addr,
-            expires,
-            q,
-            instance,
-            reg_id,
-        })
+        Ok(Contact { addr, expires, q, instance, reg_id })
     }
 }
 
@@ -261,17 +226,11 @@ mod tests {
         let a = na("caller<sip:caller@example.com>;tag=323");
         assert_eq!(a.display_name.as_deref(), Some("caller"));
         let a = na("token1~` token2'+_ token3*%!.- <sip:mundane@example.com>;tag=_token~1'+`*%!-.");
-        assert_eq!(
-            a.display_name.as_deref(),
-            Some("token1~` token2'+_ token3*%!.-")
-        );
+        assert_eq!(a.display_name.as_deref(), Some("token1~` token2'+_ token3*%!.-"));
         assert_eq!(a.tag(), Some("_token~1'+`*%!-."));
         // Unknown schemes are fine here (the registrar decides).
         assert!(matches!(na("isbn:2983792873").uri, Uri::Other { .. }));
-        assert!(matches!(
-            na("<http://www.example.com>;tag=3234233").uri,
-            Uri::Other { .. }
-        ));
+        assert!(matches!(na("<http://www.example.com>;tag=3234233").uri, Uri::Other { .. }));
         let a = na("\"Bell, Alexander\" <sip:a.g.bell@example.com>;tag=433423");
         assert_eq!(a.display_name.as_deref(), Some("Bell, Alexander"));
         assert_eq!(
@@ -291,9 +250,9 @@ mod tests {
     #[test]
     fn name_addr_errors() {
         for bad in [
-            "\"Mr. J. User <sip:j.user@example.com>", // quotbal
+            "\"Mr. J. User <sip:j.user@example.com>",            // quotbal
             "Bell, Alexander <sip:a.g.bell@example.com>;tag=43", // baddn
-            "\"Watson, Thomas\" < sip:t.watson@example.org >", // badaspec
+            "\"Watson, Thomas\" < sip:t.watson@example.org >",   // badaspec
             "<sip:a@b",
             "<sip:a@b>;;",
             "<sip:a@b> x",
@@ -312,28 +271,14 @@ mod tests {
     fn contact_lists() {
         let c = contacts(&["<sip:1001@192.168.1.50:5060;transport=tcp>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>\";reg-id=1;expires=3600;q=0.8"]);
         assert_eq!(c.len(), 1);
-        assert_eq!(
-            c[0].instance.as_deref(),
-            Some("<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>")
-        );
+        assert_eq!(c[0].instance.as_deref(), Some("<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>"));
         assert_eq!(c[0].reg_id, Some(1));
         assert_eq!(c[0].expires, Some(3600));
         assert_eq!(c[0].q, Some(0.8));
-        assert_eq!(
-            c[0].addr.uri_text,
-            "sip:1001@192.168.1.50:5060;transport=tcp"
-        );
-        let c = contacts(&[
-            "<sip:1001@192.168.1.50:5060>;expires=3600, <sip:1001@10.0.0.9:5062>;expires=0",
-        ]);
-        assert_eq!(
-            c.iter().map(|c| c.expires).collect::<Vec<_>>(),
-            vec![Some(3600), Some(0)]
-        );
-        let c = contacts(&[
-            "\"A, B\" <sip:a@b>, sip:c@d;expires=5 , <sip:e@f>",
-            "<sip:g@h>",
-        ]);
+        assert_eq!(c[0].addr.uri_text, "sip:1001@192.168.1.50:5060;transport=tcp");
+        let c = contacts(&["<sip:1001@192.168.1.50:5060>;expires=3600, <sip:1001@10.0.0.9:5062>;expires=0"]);
+        assert_eq!(c.iter().map(|c| c.expires).collect::<Vec<_>>(), vec![Some(3600), Some(0)]);
+        let c = contacts(&["\"A, B\" <sip:a@b>, sip:c@d;expires=5 , <sip:e@f>", "<sip:g@h>"]);
         assert_eq!(c.len(), 4);
         assert_eq!(c[1].addr.uri_text, "sip:c@d");
         assert_eq!(c[1].expires, Some(5));
@@ -345,22 +290,13 @@ mod tests {
         assert_eq!(c[0].addr.param("unknownparam"), Some(None));
         // cparam02: inside <> it belongs to the URI.
         let c = contacts(&["<sip:+19725552222@gw1.example.net;unknownparam>"]);
-        assert_eq!(
-            c[0].addr.uri.as_sip().unwrap().param("unknownparam"),
-            Some(None)
-        );
+        assert_eq!(c[0].addr.uri.as_sip().unwrap().param("unknownparam"), Some(None));
         assert!(c[0].addr.params.is_empty());
         // scalar02: overlarge expires clamps.
         let c = contacts(&["<sip:user@host129.example.com> ;expires=280297596632815"]);
         assert_eq!(c[0].expires, Some(u32::MAX));
-        assert_eq!(
-            ContactSpec::parse_rows(["*"].into_iter()).unwrap(),
-            ContactSpec::Star
-        );
-        assert_eq!(
-            ContactSpec::parse_rows([" * "].into_iter()).unwrap(),
-            ContactSpec::Star
-        );
+        assert_eq!(ContactSpec::parse_rows(["*"].into_iter()).unwrap(), ContactSpec::Star);
+        assert_eq!(ContactSpec::parse_rows([" * "].into_iter()).unwrap(), ContactSpec::Star);
     }
 
     #[test]
@@ -380,10 +316,7 @@ mod tests {
             &["<sip:a@b>;reg-id=x"],
             &["<sip:a@b>;+sip.instance"],
         ] {
-            assert!(
-                ContactSpec::parse_rows(rows.iter().copied()).is_err(),
-                "{rows:?}"
-            );
+            assert!(ContactSpec::parse_rows(rows.iter().copied()).is_err(), "{rows:?}");
         }
         assert!(ContactSpec::parse_rows(std::iter::empty()).is_err());
     }

@@ -100,22 +100,10 @@ fn parse_one(sc: &mut Scanner<'_>) -> Result<Via, HeaderError> {
         sc.pos = save;
         None
     };
-    let mut via = Via {
-        transport,
-        host,
-        port,
-        branch: None,
-        rport: None,
-        received: None,
-        params: Vec::new(),
-    };
+    let mut via = Via { transport, host, port, branch: None, rport: None, received: None, params: Vec::new() };
     while let Some((name, value)) = sc.next_param(true, E)? {
         if name.eq_ignore_ascii_case("branch") {
-            via.branch = Some(
-                value
-                    .ok_or(HeaderError::new(E, "branch without value"))?
-                    .into_owned(),
-            );
+            via.branch = Some(value.ok_or(HeaderError::new(E, "branch without value"))?.into_owned());
         } else if name.eq_ignore_ascii_case("rport") {
             via.rport = Some(match value {
                 None => None,
@@ -126,8 +114,7 @@ fn parse_one(sc: &mut Scanner<'_>) -> Result<Via, HeaderError> {
             Host::parse_lenient(&v).map_err(|_| HeaderError::new(E, "bad received address"))?;
             via.received = Some(v.into_owned());
         } else {
-            via.params
-                .push((name.to_ascii_lowercase(), value.map(|v| v.into_owned())));
+            via.params.push((name.to_ascii_lowercase(), value.map(|v| v.into_owned())));
         }
     }
     Ok(via)
@@ -152,9 +139,7 @@ impl fmt::Display for Via {
         for (n, v) in &self.params {
             write!(f, ";{n}")?;
             if let Some(v) = v {
-                if v.bytes()
-                    .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'"'))
-                {
+                if v.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'"')) {
                     write!(f, "={v}")?;
                 } else {
                     write!(f, "=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))?;
@@ -171,24 +156,17 @@ mod tests {
 
     #[test]
     fn typical_and_folded() {
-        let v = Via::parse_list("SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK1741092458;rport")
-            .unwrap();
+        let v = Via::parse_list("SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK1741092458;rport").unwrap();
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].transport, "UDP");
         assert_eq!(v[0].host, Host::V4("192.168.1.50".parse().unwrap()));
         assert_eq!(v[0].port, Some(5060));
         assert_eq!(v[0].branch.as_deref(), Some("z9hG4bK1741092458"));
         assert_eq!(v[0].rport, Some(None));
-        assert_eq!(
-            v[0].to_string(),
-            "SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK1741092458;rport"
-        );
+        assert_eq!(v[0].to_string(), "SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK1741092458;rport");
         // RFC 4475 wsinv, after unfolding.
         let v = Via::parse_list("SIP  /   2.0 /UDP 192.0.2.2;branch=390skdjuw").unwrap();
-        assert_eq!(
-            (v[0].transport.as_str(), v[0].branch.as_deref()),
-            ("UDP", Some("390skdjuw"))
-        );
+        assert_eq!((v[0].transport.as_str(), v[0].branch.as_deref()), ("UDP", Some("390skdjuw")));
         let v = Via::parse_list(
             "SIP  / 2.0  / TCP     spindle.example.com   ; branch  =   z9hG4bK9ikj8  , SIP  /    2.0   / UDP  192.168.255.111   ; branch= z9hG4bK30239",
         )
@@ -198,19 +176,11 @@ mod tests {
         assert_eq!(v[0].branch.as_deref(), Some("z9hG4bK9ikj8"));
         assert_eq!(v[1].transport, "UDP");
         assert_eq!(v[1].branch.as_deref(), Some("z9hG4bK30239"));
-        let v =
-            Via::parse_list("sip/2.0/tls Host.Example.com : 5061 ;maddr=10.0.0.1;ttl=1;rport=5070")
-                .unwrap();
+        let v = Via::parse_list("sip/2.0/tls Host.Example.com : 5061 ;maddr=10.0.0.1;ttl=1;rport=5070").unwrap();
         assert_eq!(v[0].transport, "TLS");
         assert_eq!(v[0].port, Some(5061));
         assert_eq!(v[0].rport, Some(Some(5070)));
-        assert_eq!(
-            v[0].params,
-            vec![
-                ("maddr".into(), Some("10.0.0.1".into())),
-                ("ttl".into(), Some("1".into()))
-            ]
-        );
+        assert_eq!(v[0].params, vec![("maddr".into(), Some("10.0.0.1".into())), ("ttl".into(), Some("1".into()))]);
     }
 
     #[test]
@@ -219,20 +189,12 @@ mod tests {
         assert_eq!(v[0].host, Host::V6("2001:db8::9:1".parse().unwrap()));
         assert_eq!(v[0].port, Some(6050));
         assert_eq!(v[0].sent_by(), "[2001:db8::9:1]:6050");
-        let v = Via::parse_list(
-            "SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3",
-        )
-        .unwrap();
+        let v = Via::parse_list("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3").unwrap();
         assert_eq!(v[0].received.as_deref(), Some("2001:db8::9:255"));
-        let v = Via::parse_list(
-            "SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3-111",
-        )
-        .unwrap();
+        let v =
+            Via::parse_list("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3-111").unwrap();
         assert_eq!(v[0].received.as_deref(), Some("[2001:db8::9:255]"));
-        let v = Via::parse_list(
-            "SIP/2.0/TCP [2001:db8::9:255];branch=z9hG4bK451jj;received=192.0.2.200",
-        )
-        .unwrap();
+        let v = Via::parse_list("SIP/2.0/TCP [2001:db8::9:255];branch=z9hG4bK451jj;received=192.0.2.200").unwrap();
         assert_eq!(v[0].received.as_deref(), Some("192.0.2.200"));
     }
 

@@ -132,12 +132,22 @@ fn drain(buf: &mut BytesMut, flow: &Flow, tx: &mpsc::UnboundedSender<Bytes>, ctx
         match parse_message(buf, Framing::Stream) {
             Ok((raw, used)) => {
                 buf.advance(used);
-                let inbound = Inbound { flow: *flow, reply: Sender::Stream { tx: tx.clone() }, received_at: Instant::now(), overloaded: false };
+                let inbound = Inbound {
+                    flow: *flow,
+                    reply: Sender::Stream { tx: tx.clone() },
+                    received_at: Instant::now(),
+                    overloaded: false,
+                };
                 ctx.dispatcher.handle_message(raw, inbound);
             }
             Err(FrameError::Incomplete) => return true,
             Err(e) => {
-                let inbound = Inbound { flow: *flow, reply: Sender::Stream { tx: tx.clone() }, received_at: Instant::now(), overloaded: false };
+                let inbound = Inbound {
+                    flow: *flow,
+                    reply: Sender::Stream { tx: tx.clone() },
+                    received_at: Instant::now(),
+                    overloaded: false,
+                };
                 ctx.dispatcher.reject_unparsed(buf, &inbound, &e.to_string());
                 return false;
             }

@@ -86,7 +86,9 @@ impl UdpListener {
                 flow: Flow { transport: TransportKind::Udp, remote: from, local: self.local, connection: 0 },
                 reply: Sender::Udp { socket: self.sender.clone(), to: from },
                 received_at: Instant::now(),
-                overloaded: streak > OVERLOAD_STREAK,
+                // Shed a growing share of new work the longer the backlog lasts (1/2, then 2/3,
+                // ...): refusing all of it would starve the phones of the 401s they need.
+                overloaded: streak > OVERLOAD_STREAK && !streak.is_multiple_of(1 + streak / OVERLOAD_STREAK),
             };
             dispatcher.handle_datagram(&buf[..len], inbound);
         }

@@ -43,9 +43,7 @@ enum Outcome {
 fn run(bytes: &[u8]) -> Outcome {
     match parse_message(bytes, Framing::Datagram) {
         Err(e) => Outcome::Frame(e),
-        Ok((raw, _)) if matches!(raw.start, StartLine::Response { .. }) => {
-            Outcome::Response(Box::new(raw))
-        }
+        Ok((raw, _)) if matches!(raw.start, StartLine::Response { .. }) => Outcome::Response(Box::new(raw)),
         Ok((raw, _)) => match Request::from_raw(raw, SUPPORTED) {
             Ok(r) => Outcome::Request(Box::new(r)),
             Err(rej) => Outcome::Rejected(rej),
@@ -60,10 +58,7 @@ fn corpus_table() {
     let mut listed: Vec<String> = Vec::new();
     for dir in ["rfc4475", "rfc5118/wire", "variants"] {
         for p in files_in(dir, "dat") {
-            listed.push(format!(
-                "{dir}/{}",
-                p.file_name().unwrap().to_str().unwrap()
-            ));
+            listed.push(format!("{dir}/{}", p.file_name().unwrap().to_str().unwrap()));
         }
     }
     listed.sort();
@@ -82,10 +77,7 @@ fn corpus_table() {
             (Reject(code), Outcome::Rejected(rej)) => {
                 assert_eq!(rej.code, *code, "{file}: {rej:?}");
                 if *code == 420 {
-                    assert_eq!(
-                        rej.unsupported.as_deref(),
-                        Some("nothingSupportsThis, nothingSupportsThisEither")
-                    );
+                    assert_eq!(rej.unsupported.as_deref(), Some("nothingSupportsThis, nothingSupportsThisEither"));
                 }
             }
             (Frame(err, salvage), Outcome::Frame(got)) => {
@@ -127,11 +119,7 @@ fn rfc5118_archive_bytes() {
                 Outcome::Request(_),
             ) => {}
             (_, Outcome::Request(a), Outcome::Request(w)) => {
-                assert_eq!(
-                    (a.via.len(), &a.uri, &a.call_id),
-                    (w.via.len(), &w.uri, &w.call_id),
-                    "{name}"
-                );
+                assert_eq!((a.via.len(), &a.uri, &a.call_id), (w.via.len(), &w.uri, &w.call_id), "{name}");
             }
             (_, Outcome::Rejected(a), Outcome::Rejected(w)) => assert_eq!(a, w, "{name}"),
             (_, a, w) => panic!("{name}: archive {a:?}, wire {w:?}"),
@@ -199,12 +187,12 @@ fn protos_no_panic() {
         }
     }
     for valid in ["0000000.sip", "0000000.teardown.sip"] {
-        assert!(
-            matches!(run(&read(&format!("protos/{valid}"))), Outcome::Request(_)),
-            "{valid}"
-        );
+        assert!(matches!(run(&read(&format!("protos/{valid}"))), Outcome::Request(_)), "{valid}");
     }
-    eprintln!("PROTOS {} files: {ok} accepted, {rejected} rejected by validation, {frame} framing errors, {resp} responses", files.len());
+    eprintln!(
+        "PROTOS {} files: {ok} accepted, {rejected} rejected by validation, {frame} framing errors, {resp} responses",
+        files.len()
+    );
 }
 
 #[test]
@@ -212,9 +200,7 @@ fn truncations_and_mutations_never_panic() {
     const NOISE: &[u8] = b"<>\";:,= \t\r\n%@\0\xff0Z[]/\\*?";
     let mut seed: u64 = 0x5eed_d35c_1100_0001;
     let mut next = move || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (seed >> 33) as usize
     };
     let mut inputs = 0usize;
