@@ -23,7 +23,7 @@ const RECV_BUFFER: usize = 4 << 20;
 
 /// A bound UDP listener.
 pub struct UdpListener {
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     sender: Arc<std::net::UdpSocket>,
     local: SocketAddr,
 }
@@ -43,15 +43,28 @@ impl UdpListener {
         std_socket.set_nonblocking(true)?;
         let sender = Arc::new(std_socket.try_clone()?);
         let local = std_socket.local_addr()?;
-        Ok(UdpListener { socket: UdpSocket::from_std(std_socket)?, sender, local })
+        Ok(UdpListener { socket: Arc::new(UdpSocket::from_std(std_socket)?), sender, local })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
+    /// Serves the socket with one receive loop per CPU, so one listener can use every core; the
+    /// registrar's per-AOR locking keeps concurrent REGISTERs of one phone ordered.
     pub async fn run(self, dispatcher: Arc<Dispatcher>, connections: Arc<Connections>, shutdown: CancellationToken) {
         connections.add_udp(self.local, self.sender.clone());
+        let loops = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+        let this = Arc::new(self);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..loops {
+            let (this, dispatcher, shutdown) = (this.clone(), dispatcher.clone(), shutdown.clone());
+            tasks.spawn(async move { this.receive_loop(dispatcher, shutdown).await });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn receive_loop(&self, dispatcher: Arc<Dispatcher>, shutdown: CancellationToken) {
         let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
         // Datagrams handled since the socket was last found empty: when it never empties, the
         // loop is behind and new work is answered 503 (cheap) instead of processed (costly).
