@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod digest;
+pub mod message;
 pub mod phone;
 pub mod server;
 pub mod sip_ua;
