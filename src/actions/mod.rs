@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::directory::store::StoreOp;
 use crate::directory::{Device, Directory, DirectoryError, LastContact, Mac, UserStatus};
 use crate::events::{Event, EventBus};
@@ -56,8 +55,6 @@ impl From<DirectoryError> for ActionError {
 }
 
 pub struct Actions {
-    #[allow(dead_code)]
-    config: Arc<Config>,
     directory: Arc<Directory>,
     registrar: Arc<Registrar>,
     notifier: Arc<Notifier>,
@@ -67,14 +64,13 @@ pub struct Actions {
 
 impl Actions {
     pub fn new(
-        config: Arc<Config>,
         directory: Arc<Directory>,
         registrar: Arc<Registrar>,
         notifier: Arc<Notifier>,
         events: EventBus,
         metrics: Arc<Metrics>,
     ) -> Actions {
-        Actions { config, directory, registrar, notifier, events, metrics }
+        Actions { directory, registrar, notifier, events, metrics }
     }
 
     async fn audit(&self, actor: &str, action: &str, target: &str, detail: serde_json::Value) {

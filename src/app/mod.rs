@@ -142,15 +142,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
     let connections = Connections::new();
     let clients = Arc::new(ClientTransactions::default());
     let notifier = Arc::new(Notifier::new(connections.clone(), clients.clone()));
-    let actions = Arc::new(Actions::new(
-        config.clone(),
-        directory.clone(),
-        registrar.clone(),
-        notifier,
-        events.clone(),
-        metrics.clone(),
-    ));
-    let reg_events = RegEvents::new(registrar.clone(), Arc::new(Notifier::new(connections.clone(), clients.clone())));
+    let actions =
+        Arc::new(Actions::new(directory.clone(), registrar.clone(), notifier.clone(), events.clone(), metrics.clone()));
+    let reg_events = RegEvents::new(registrar.clone(), notifier.clone());
     reg_events.spawn_watcher(&events, shutdown.clone());
     let dispatcher = Arc::new(Dispatcher::new(registrar.clone(), clients, reg_events, metrics.clone()));
 

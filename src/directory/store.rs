@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
@@ -246,15 +246,6 @@ impl Store {
             })
         })?;
         rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
-    }
-
-    /// A stored upload of a phone (Poly's `-phone.cfg`, logs).
-    pub fn upload(&self, mac: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let conn = self.reader.lock();
-        let body = conn
-            .query_row("SELECT body FROM uploads WHERE mac = ?1 AND name = ?2", params![mac, name], |r| r.get(0))
-            .optional()?;
-        Ok(body)
     }
 }
 

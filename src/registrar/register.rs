@@ -96,11 +96,7 @@ impl Registrar {
             return Err(Refusal::new(503).reason("Too Many Failed Attempts").header("Retry-After", wait.to_string()));
         }
         match &req.uri {
-            Uri::Sip(uri) if uri.user.is_none() || self.settings.is_local(&uri.host) => {
-                if !self.settings.is_local(&uri.host) {
-                    return Err(Refusal::new(404).reason("Not Found - domain not served here"));
-                }
-            }
+            Uri::Sip(uri) if self.settings.is_local(&uri.host) => {}
             Uri::Sip(_) => return Err(Refusal::new(404).reason("Not Found - domain not served here")),
             Uri::Other { .. } => return Err(Refusal::new(416)),
         }

@@ -38,8 +38,4 @@ impl ClientTransactions {
             let _ = tx.send(raw);
         }
     }
-
-    pub fn in_flight(&self) -> usize {
-        self.pending.len()
-    }
 }

@@ -63,13 +63,15 @@ impl Dispatcher {
     pub fn handle_message(&self, raw: RawMessage, inbound: Inbound) {
         match raw.start {
             StartLine::Response { .. } => self.clients.on_response(raw),
-            StartLine::Request { .. } => {
+            StartLine::Request { ref method, .. } => {
+                // ACK gets no response, not even to a malformed one (RFC 3261 §17.2.1).
+                let is_ack = *method == Method::Ack;
                 // Only what a rejection must echo is kept aside; the request moves on.
                 let headers = echo_rows(&raw.headers);
                 match Request::from_raw(raw, SUPPORTED) {
                     Ok(req) => self.handle_request(req, inbound),
                     Err(rejection) => {
-                        if matches!(&rejection.code, 400..=599) {
+                        if !is_ack && matches!(&rejection.code, 400..=599) {
                             let code = rejection.code;
                             let unsupported = rejection.unsupported.clone();
                             self.answer(&headers, &inbound, code, Some(&rejection.reason), |b| match &unsupported {

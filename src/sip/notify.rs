@@ -136,25 +136,19 @@ impl Notifier {
 }
 
 fn build_notify(n: &NotifyRequest, branch: &str, call_id: &str, tag: &str, cseq: u32, auth: Option<&str>) -> Bytes {
-    let via_host = match n.flow.local.ip() {
-        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-        ip => ip.to_string(),
-    };
+    let local = super::response::sip_host_port(n.flow.local);
     let mut s = format!(
         "NOTIFY {target} SIP/2.0\r\n\
-         Via: SIP/2.0/{tr} {host}:{port};branch={branch};rport\r\n\
+         Via: SIP/2.0/{tr} {local};branch={branch};rport\r\n\
          Max-Forwards: 70\r\n\
-         From: <sip:deskline@{host}:{port}>;tag={tag}\r\n\
+         From: <sip:deskline@{local}>;tag={tag}\r\n\
          To: <{aor}>\r\n\
          Call-ID: {call_id}\r\n\
          CSeq: {cseq} NOTIFY\r\n\
-         Contact: <sip:deskline@{host}:{port}>\r\n\
+         Contact: <sip:deskline@{local}>\r\n\
          Event: {event}\r\n",
         target = n.target,
         tr = n.flow.transport.via_name(),
-        host = via_host,
-        port = n.flow.local.port(),
         aor = n.aor,
         event = n.event,
     );

@@ -16,7 +16,7 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event as Xml
 use quick_xml::Writer;
 
 use super::notify::{random_token, Notifier};
-use super::response::{local_tag, ResponseBuilder};
+use super::response::{fnv64, local_tag, sip_host_port, ResponseBuilder};
 use super::transport::Inbound;
 use super::validate::Request;
 use crate::directory::unix_now;
@@ -95,7 +95,7 @@ impl RegEvents {
         self.ensure_watching();
         let id = req.call_id.clone();
         let sub = self.upsert(&req, &inbound, &extension, expires);
-        let contact = format!("<sip:deskline@{}>", host_port(&inbound.flow));
+        let contact = format!("<sip:deskline@{}>", sip_host_port(inbound.flow.local));
         let ok = ResponseBuilder::new(200, None, &req.headers, inbound.flow.remote)
             .header("Expires", expires)
             .header("Contact", contact)
@@ -130,7 +130,7 @@ impl RegEvents {
             s.flow = inbound.flow;
             s.target = match &req.contact {
                 Some(super::headers::ContactSpec::List(c)) if !c.is_empty() => c[0].addr.uri_text.clone(),
-                _ => format!("sip:{}", host_port_remote(&inbound.flow)),
+                _ => format!("sip:{}", sip_host_port(inbound.flow.remote)),
             };
             s.expires_at = unix_now() + expires as u64;
         }
@@ -232,24 +232,6 @@ impl RegEvents {
             self.send_full(&sub, "terminated;reason=timeout").await;
         }
     }
-
-    pub fn count(&self) -> usize {
-        self.subs.len()
-    }
-}
-
-fn host_port(flow: &Flow) -> String {
-    match flow.local {
-        std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-        a => a.to_string(),
-    }
-}
-
-fn host_port_remote(flow: &Flow) -> String {
-    match flow.remote {
-        std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-        a => a.to_string(),
-    }
 }
 
 fn build_notify(s: &Subscription, branch: &str, state: &str, body: &[u8]) -> Bytes {
@@ -268,7 +250,7 @@ fn build_notify(s: &Subscription, branch: &str, state: &str, body: &[u8]) -> Byt
          Content-Length: {len}\r\n\r\n",
         target = s.target,
         tr = s.flow.transport.via_name(),
-        local = host_port(&s.flow),
+        local = sip_host_port(s.flow.local),
         aor = s.aor,
         tag = s.local_tag,
         to = s.subscriber,
@@ -293,14 +275,14 @@ pub fn reginfo(aor: &AddressOfRecord, version: u32, state: &str, contacts: &[Con
     root.push_attribute(("state", state));
     let _ = w.write_event(XmlEvent::Start(root));
     let mut reg = BytesStart::new("registration");
-    let id = format!("r{:x}", fnv(aor.as_str()));
+    let id = format!("r{:x}", fnv64(&[aor.as_str()]));
     reg.push_attribute(("aor", aor.as_str()));
     reg.push_attribute(("id", id.as_str()));
     reg.push_attribute(("state", if contacts.is_empty() && state == "full" { "init" } else { reg_state }));
     let _ = w.write_event(XmlEvent::Start(reg));
     for c in contacts {
         let mut el = BytesStart::new("contact");
-        let cid = format!("c{:x}", fnv(c.contact));
+        let cid = format!("c{:x}", fnv64(&[c.contact]));
         el.push_attribute(("id", cid.as_str()));
         el.push_attribute(("state", c.state));
         el.push_attribute(("event", c.event));
@@ -317,10 +299,6 @@ pub fn reginfo(aor: &AddressOfRecord, version: u32, state: &str, contacts: &[Con
     let _ = w.write_event(XmlEvent::End(BytesEnd::new("registration")));
     let _ = w.write_event(XmlEvent::End(BytesEnd::new("reginfo")));
     w.into_inner().into_inner()
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -169,14 +169,27 @@ fn has_tag(to: &str) -> bool {
 
 /// A To tag that is the same for retransmissions of one request: a hash of Call-ID and From.
 pub fn local_tag(headers: &Headers) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [headers.get("Call-ID").unwrap_or(""), headers.get("From").unwrap_or("")] {
-        for b in part.bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100_0000_01b3);
-        }
-    }
+    let h = fnv64(&[headers.get("Call-ID").unwrap_or(""), headers.get("From").unwrap_or("")]);
     format!("dl{h:016x}")
+}
+
+/// FNV-1a over the parts in turn: stable ids and tags (not a security hash).
+pub fn fnv64(parts: &[&str]) -> u64 {
+    parts
+        .iter()
+        .flat_map(|p| p.bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// `host:port` as a SIP URI or Via writes it (IPv6 in brackets; an unspecified address, which a
+/// wildcard listener reports, becomes loopback).
+pub fn sip_host_port(addr: SocketAddr) -> String {
+    match addr.ip() {
+        ip if ip.is_unspecified() && addr.is_ipv4() => format!("127.0.0.1:{}", addr.port()),
+        ip if ip.is_unspecified() => format!("[::1]:{}", addr.port()),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
+        ip => format!("{ip}:{}", addr.port()),
+    }
 }
 
 /// The Date header value (RFC 1123 form, GMT), as REGISTER 200 OKs carry it.

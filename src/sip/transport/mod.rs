@@ -95,8 +95,4 @@ impl Connections {
             }
         }
     }
-
-    pub fn open_streams(&self) -> usize {
-        self.streams.len()
-    }
 }
