@@ -1,11 +1,13 @@
 //! The embedded store: one SQLite database (WAL) holding the directory (users, extensions,
-//! devices, tokens, audit log) and the location table's bindings.
+//! devices, tokens, audit log), and the bindings journal (`journal.rs`) holding the location
+//! table's bindings. One writer thread owns both, so writes of either kind stay in the order they
+//! were submitted.
 //!
 //! Durability: a commit that holds any directory change runs with `synchronous=FULL` (fsync'd:
-//! survives power loss). A commit of bindings only runs with `synchronous=NORMAL` unless
-//! `[store] bindings_fsync` is set: in WAL mode that is written to the operating system before the
-//! 200 OK goes out, so it survives any crash of deskline (kill -9), and skips the fsync whose cost
-//! would otherwise dominate the REGISTER path; after a power loss phones re-register anyway.
+//! survives power loss). Bindings (and soft device state) are written to the operating system
+//! before the 200 OK goes out, so they survive any crash of deskline (kill -9), without the fsync
+//! whose cost would otherwise dominate the REGISTER path; after a power loss phones re-register
+//! anyway. `[store] bindings_fsync` fsyncs those too.
 //!
 //! Why SQLite: it is the most trusted crash-safe embedded store (atomic commits survive kill -9 and
 //! power loss), its file format has been stable for decades (no upgrade hazard as with redb's format
@@ -25,6 +27,7 @@ use std::time::Instant;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
+use super::journal::{BindingJournal, BindingRow};
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -38,8 +41,9 @@ pub enum StoreError {
 }
 
 impl StoreOp {
-    /// Bindings are soft state (phones refresh them); everything else is the directory.
-    fn is_binding(&self) -> bool {
+    /// Bindings are soft state (phones refresh them), and so is a device's last contact;
+    /// everything else is the directory.
+    fn is_soft(&self) -> bool {
         matches!(self, StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. } | StoreOp::PutDeviceSoft { .. })
     }
 }
@@ -50,8 +54,8 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// One write. Directory records are stored as JSON documents keyed by their id; bindings too,
-/// keyed by (address of record, contact key).
+/// One write. Directory records are stored as JSON documents keyed by their id; bindings as the
+/// registrar's opaque encoding, keyed by (address of record, contact key), in the journal.
 #[derive(Debug, Clone)]
 pub enum StoreOp {
     PutUser {
@@ -78,7 +82,7 @@ pub enum StoreOp {
         aor: String,
         key: String,
         expires_at: u64,
-        doc: String,
+        doc: Vec<u8>,
     },
     DeleteBinding {
         aor: String,
@@ -135,7 +139,8 @@ struct Submission {
 pub struct Snapshot {
     pub users: Vec<String>,
     pub devices: Vec<String>,
-    pub bindings: Vec<(String, String, u64, String)>,
+    /// Bindings that had not expired at start-up.
+    pub bindings: Vec<BindingRow>,
     pub tokens: Vec<(String, String)>,
 }
 
@@ -163,8 +168,6 @@ pub struct Store {
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (username TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (mac TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS bindings (aor TEXT NOT NULL, key TEXT NOT NULL, expires_at INTEGER NOT NULL,
-    doc TEXT NOT NULL, PRIMARY KEY (aor, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (hash TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
     action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
@@ -193,13 +196,15 @@ impl Store {
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
         let reader = open_connection(&path)?;
-        let snapshot = load(&reader)?;
+        let mut snapshot = load(&reader)?;
+        let (journal, bindings) = BindingJournal::open(&dir.join("bindings"), super::unix_now(), bindings_fsync)?;
+        snapshot.bindings = bindings;
         let (tx, rx) = mpsc::channel::<Submission>();
         let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let writer_backlog = backlog.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(writer, rx, metrics, bindings_fsync, writer_backlog))
+            .spawn(move || writer_loop(writer, journal, rx, metrics, bindings_fsync, writer_backlog))
             .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok((Store { tx, backlog, reader: Arc::new(parking_lot::Mutex::new(reader)), path }, snapshot))
     }
@@ -257,13 +262,9 @@ fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
     };
     let users = docs("SELECT doc FROM users")?;
     let devices = docs("SELECT doc FROM devices")?;
-    let mut stmt = conn.prepare("SELECT aor, key, expires_at, doc FROM bindings")?;
-    let bindings = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64, r.get(3)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
     let mut stmt = conn.prepare("SELECT hash, doc FROM tokens")?;
     let tokens = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
-    Ok(Snapshot { users, devices, bindings, tokens })
+    Ok(Snapshot { users, devices, bindings: Vec::new(), tokens })
 }
 
 /// Largest number of submissions folded into one transaction.
@@ -271,6 +272,7 @@ const MAX_BATCH: usize = 4096;
 
 fn writer_loop(
     mut conn: Connection,
+    mut journal: BindingJournal,
     rx: mpsc::Receiver<Submission>,
     metrics: Arc<Metrics>,
     bindings_fsync: bool,
@@ -290,14 +292,14 @@ fn writer_loop(
         }
         let started = Instant::now();
         let ops: usize = batch.iter().map(|s| s.ops.len()).sum();
-        let needs_full = bindings_fsync || batch.iter().flat_map(|s| s.ops.iter()).any(|op| !op.is_binding());
+        let needs_full = bindings_fsync || batch.iter().flat_map(|s| s.ops.iter()).any(|op| !op.is_soft());
         if needs_full != full_sync {
             let mode = if needs_full { "FULL" } else { "NORMAL" };
             if conn.pragma_update(None, "synchronous", mode).is_ok() {
                 full_sync = needs_full;
             }
         }
-        let result = write_batch(&mut conn, &batch);
+        let result = write_batch(&mut conn, &mut journal, &batch);
         if let Err(e) = &result {
             tracing::error!(error = %e, "store commit failed; {} submissions refused", batch.len());
         }
@@ -311,9 +313,25 @@ fn writer_loop(
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &[Submission]) -> Result<(), StoreError> {
+/// Writes one batch: bindings into the journal (flushed first), the rest in one SQLite
+/// transaction, opened only if the batch has any.
+fn write_batch(conn: &mut Connection, journal: &mut BindingJournal, batch: &[Submission]) -> Result<(), StoreError> {
+    let ops = || batch.iter().flat_map(|s| s.ops.iter());
+    let journalled = ops().try_for_each(|op| match op {
+        StoreOp::PutBinding { aor, key, expires_at, doc } => journal.put(aor, key, *expires_at, doc),
+        StoreOp::DeleteBinding { aor, key } => journal.delete(aor, key),
+        _ => Ok(()),
+    });
+    if let Err(e) = journalled {
+        journal.discard();
+        return Err(e);
+    }
+    journal.flush()?;
+    if ops().all(|op| matches!(op, StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. })) {
+        return Ok(());
+    }
     let tx = conn.transaction()?;
-    for op in batch.iter().flat_map(|s| s.ops.iter()) {
+    for op in ops() {
         apply(&tx, op)?;
     }
     tx.commit()?;
@@ -336,13 +354,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> Result<(), StoreError>
         StoreOp::DeleteDevice { mac } => {
             tx.prepare_cached("DELETE FROM devices WHERE mac = ?1")?.execute(params![mac])?;
         }
-        StoreOp::PutBinding { aor, key, expires_at, doc } => {
-            tx.prepare_cached("INSERT OR REPLACE INTO bindings (aor, key, expires_at, doc) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![aor, key, *expires_at as i64, doc])?;
-        }
-        StoreOp::DeleteBinding { aor, key } => {
-            tx.prepare_cached("DELETE FROM bindings WHERE aor = ?1 AND key = ?2")?.execute(params![aor, key])?;
-        }
+        // Written to the journal by `write_batch`.
+        StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. } => {}
         StoreOp::PutToken { hash, doc } => {
             tx.prepare_cached("INSERT OR REPLACE INTO tokens (hash, doc) VALUES (?1, ?2)")?
                 .execute(params![hash, doc])?;
@@ -373,8 +386,12 @@ mod tests {
         {
             let (store, snap) = Store::open(dir.path(), metrics.clone()).unwrap();
             assert!(snap.bindings.is_empty());
-            let put =
-                |i: u64| StoreOp::PutBinding { aor: "a".into(), key: format!("k{i}"), expires_at: i, doc: "{}".into() };
+            let put = |i: u64| StoreOp::PutBinding {
+                aor: "a".into(),
+                key: format!("k{i}"),
+                expires_at: u64::MAX - i,
+                doc: vec![1],
+            };
             store.submit(vec![put(1), put(2)], Completion::None);
             store.submit(vec![StoreOp::DeleteBinding { aor: "a".into(), key: "k1".into() }], Completion::None);
             store.commit(vec![StoreOp::PutUser { username: "u".into(), doc: "{\"x\":1}".into() }]).await.unwrap();
@@ -392,7 +409,7 @@ mod tests {
         }
         let (_store, snap) = Store::open(dir.path(), metrics).unwrap();
         assert_eq!(snap.bindings.len(), 1);
-        assert_eq!(snap.bindings[0].1, "k2");
+        assert_eq!(snap.bindings[0].key, "k2");
         assert_eq!(snap.users, vec!["{\"x\":1}".to_string()]);
     }
 }

@@ -38,6 +38,8 @@ pub struct RegistrarSettings {
     pub domain: String,
     /// Every other name or address that means "this registrar" (aliases, listener addresses).
     pub local_names: Vec<String>,
+    /// Those of `local_names` that are IP addresses, parsed once (checked on every REGISTER).
+    pub local_addresses: Vec<std::net::IpAddr>,
     pub min_expires: u32,
     pub max_expires: u32,
     pub default_expires: u32,
@@ -50,9 +52,11 @@ impl RegistrarSettings {
         let mut local_names: Vec<String> = config.sip.aliases.iter().map(|a| a.to_ascii_lowercase()).collect();
         local_names.extend(listener_hosts);
         local_names.push(config.domain.to_ascii_lowercase());
+        let local_addresses = local_names.iter().filter_map(|n| n.parse().ok()).collect();
         RegistrarSettings {
             domain: config.domain.to_ascii_lowercase(),
             local_names,
+            local_addresses,
             min_expires: config.sip.min_expires,
             max_expires: config.sip.max_expires,
             default_expires: config.sip.default_expires,
@@ -63,15 +67,13 @@ impl RegistrarSettings {
 
     /// Whether a host names this registrar ("myself").
     pub fn is_local(&self, host: &Host) -> bool {
-        let text = match host {
-            Host::Name(n) => n.to_ascii_lowercase(),
-            Host::V4(a) => a.to_string(),
-            Host::V6(a) => a.to_string(),
+        let ip = match host {
+            Host::Name(n) => return self.local_names.iter().any(|l| l.eq_ignore_ascii_case(n)),
+            Host::V4(a) if a.is_unspecified() => return false,
+            Host::V4(a) => std::net::IpAddr::V4(*a),
+            Host::V6(a) => std::net::IpAddr::V6(*a),
         };
-        if matches!(host, Host::V4(a) if a.is_unspecified()) {
-            return false;
-        }
-        self.local_names.contains(&text)
+        self.local_addresses.contains(&ip)
     }
 }
 
