@@ -18,17 +18,19 @@
 #   4. memory per binding at MEM_BINDINGS bindings for both (measure-memory.sh);
 #   5. deactivate a user with 20 phones (deactivate.sh) and config fetches over HTTPS keep-alive
 #      with client certificates vs nginx serving the same bytes (provisioning.sh);
-#   6. writes bench/results/<date>.md (and .json) and prints it.
+#   6. REGISTER with digest auth over TLS, 10,000 phones each on its own connection (tls.sh:
+#      bench/sipload against Kamailio with tls.so and deskline);
+#   7. writes bench/results/<date>.md (and .json) and prints it.
 #
 # Environment: USERS=10000 MEM_BINDINGS=100000 RATES="4000 8000 ... 28000" COARSE_DURATION=8
 #   FINAL_DURATION=20 REPS=3 LAT_DURATION=10 SKIP_INSTALL=1 SKIP_BUILD=1 SKIP_CAPACITY=1
-#   SKIP_MEMORY=1 SKIP_DEACTIVATE=1 SKIP_PROVISIONING=1 KPORT=5070 DPORT=5080 DADMIN=9081
+#   SKIP_MEMORY=1 SKIP_DEACTIVATE=1 SKIP_PROVISIONING=1 SKIP_TLS=1 KPORT=5070 DPORT=5080 DADMIN=9081
 #   BINDINGS_FSYNC=1 (fsync every binding commit too; see below)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 CMDLINE="bench/run.sh${*:+ $*}"
-for v in BINDINGS_FSYNC USERS MEM_BINDINGS RATES COARSE_DURATION FINAL_DURATION REPS LAT_DURATION SKIP_CAPACITY SKIP_MEMORY SKIP_DEACTIVATE SKIP_PROVISIONING; do
+for v in BINDINGS_FSYNC USERS MEM_BINDINGS RATES COARSE_DURATION FINAL_DURATION REPS LAT_DURATION SKIP_CAPACITY SKIP_MEMORY SKIP_DEACTIVATE SKIP_PROVISIONING SKIP_TLS; do
   [ -n "${!v:-}" ] && CMDLINE="$v=\"${!v}\" $CMDLINE"
 done
 export USERS="${USERS:-10000}"
@@ -61,6 +63,7 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   command -v nginx >/dev/null || need+=(nginx-light)
   command -v pgrep >/dev/null || need+=(procps)
   command -v openssl >/dev/null || need+=(openssl)
+  [ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || need+=(kamailio-tls-modules)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -105,6 +108,11 @@ fi
 if [ "${SKIP_PROVISIONING:-0}" != 1 ]; then
   log "provisioning fetch rate vs nginx"
   OUT="$WORK/provisioning.json" "$HERE/provisioning.sh" >/dev/null || log "provisioning bench failed"
+fi
+
+if [ "${SKIP_TLS:-0}" != 1 ]; then
+  log "REGISTER over TLS, $USERS phones each on its own connection"
+  OUT="$WORK/tls.json" SKIP_INSTALL=1 SKIP_BUILD="${SKIP_BUILD:-0}" "$HERE/tls.sh" >/dev/null || log "TLS bench failed"
 fi
 
 # ---- 6. report

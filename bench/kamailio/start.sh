@@ -5,6 +5,15 @@
 #
 #   kamailio/start.sh [--noauth] [--port N] [--users N] [--children N]
 #                     [--shm MB] [--log-register] [--debug N] [--leaky]
+#                     [--tls PORT] [--max-conns N]
+#   --tls PORT: also listen on TLS (127.0.0.1:PORT; needs Debian kamailio-tls-modules) with an
+#            ECDSA P-256 server certificate for 127.0.0.1 signed by a generated CA
+#            (/tmp/regbench/kamailio-tls/{ca.pem,server.pem,server.key}, made once with openssl);
+#            TLS 1.2+, no client certificates. Default shm then 2048 MB (OpenSSL's per-connection
+#            state lives in shared memory)
+#   --tls-rand ENGINE: the tls module's rand_engine (default cryptorand; see kamailio.cfg)
+#   --max-conns N: tcp_max_connections and tls_max_connections (default 4096); the open-file
+#            limit is raised to the hard limit (ulimit -n) for many connections
 #   --leaky: deliberately insecure variant (404 for unknown users), only as a
 #            positive control for sipvicious svwar (sipvicious/run-audit.sh)
 #
@@ -16,7 +25,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 BENCH="$(cd "$HERE/.." && pwd)"
 PORT=5070; USERS=1000; AUTH=1; CHILDREN=2; TCPCHILDREN=2; SHM=256; PKG=8
-LOGREG=0; DEBUG=2; LEAKY=0
+LOGREG=0; DEBUG=2; LEAKY=0; TLSPORT=""; MAXCONNS=4096; SHM_SET=0; TLSRAND=cryptorand
 while [ $# -gt 0 ]; do
   case "$1" in
     --noauth) AUTH=0 ;;
@@ -24,7 +33,10 @@ while [ $# -gt 0 ]; do
     --users) USERS="$2"; shift ;;
     --children) CHILDREN="$2"; shift ;;
     --tcp-children) TCPCHILDREN="$2"; shift ;;
-    --shm) SHM="$2"; shift ;;
+    --shm) SHM="$2"; SHM_SET=1; shift ;;
+    --tls) TLSPORT="$2"; shift ;;
+    --max-conns) MAXCONNS="$2"; shift ;;
+    --tls-rand) TLSRAND="$2"; shift ;;
     --log-register) LOGREG=1 ;;
     --leaky) LEAKY=1 ;;
     --debug) DEBUG="$2"; shift ;;
@@ -50,6 +62,42 @@ DEFS=(-A "SIP_PORT=$PORT" -A "UDP_CHILDREN=$CHILDREN" -A "TCP_CHILDREN=$TCPCHILD
 [ "$AUTH" = 1 ] && DEFS+=(-A WITH_AUTH)
 [ "$LOGREG" = 1 ] && DEFS+=(-A LOG_REGISTER)
 [ "$LEAKY" = 1 ] && DEFS+=(-A LEAKY_UNKNOWN_USER)
+DEFS+=(-A "MAX_CONNS=$MAXCONNS")
+if [ -n "$TLSPORT" ]; then
+  [ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || { echo "no tls.so: apt-get install kamailio-tls-modules" >&2; exit 1; }
+  TLSDIR="$STATE/kamailio-tls"
+  mkdir -p "$TLSDIR"
+  if [ ! -f "$TLSDIR/server.pem" ] || [ ! -f "$TLSDIR/server.key" ] || [ ! -f "$TLSDIR/ca.pem" ]; then
+    (
+      cd "$TLSDIR"
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=kamailio-bench CA" -keyout ca.key -out ca.pem 2>/dev/null
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout server.key -out server.csr 2>/dev/null
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' >ext.cnf
+      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile ext.cnf -out server.pem 2>/dev/null
+      chmod 600 ca.key server.key
+    )
+  fi
+  cat >"$TLSDIR/tls.cfg" <<EOF
+[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+certificate = $TLSDIR/server.pem
+private_key = $TLSDIR/server.key
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+EOF
+  DEFS+=(-A WITH_TLS -A "TLS_PORT=$TLSPORT" -A "TLS_CFG=\"$TLSDIR/tls.cfg\"" -A "RAND_ENGINE=\"$TLSRAND\"")
+  [ "$SHM_SET" = 1 ] || SHM=2048
+fi
+# many connections need many file descriptors (the hard limit of this container is 20,000)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # check the config first (fails fast with a readable error)
 kamailio -c -f "$HERE/kamailio.cfg" "${DEFS[@]}" >"$LOG.check" 2>&1 || { cat "$LOG.check" >&2; exit 1; }
@@ -68,4 +116,4 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 echo "$PID"
-echo "kamailio pid $PID port $PORT auth=$AUTH leaky=$LEAKY users=$USERS log $LOG ctl $CTL" >&2
+echo "kamailio pid $PID port $PORT${TLSPORT:+ tls $TLSPORT} auth=$AUTH leaky=$LEAKY users=$USERS max_conns=$MAXCONNS log $LOG ctl $CTL" >&2

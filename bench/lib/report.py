@@ -3,8 +3,9 @@
 
   report.py --dir /tmp/regbench/run-<stamp> --cmd "bench/run.sh"
 
-Reads capacity.json (lib/capacity.py), memory.jsonl (measure-memory.sh), deactivate.json
-(lib/deactivate.py) and provisioning.json (provisioning.sh) where present.
+Reads capacity.json (lib/capacity.py), tls.json (tls.sh / lib/tlsbench.py), memory.jsonl
+(measure-memory.sh), deactivate.json (lib/deactivate.py) and provisioning.json (provisioning.sh)
+where present.
 """
 import argparse
 import json
@@ -57,6 +58,7 @@ def main():
     cap = load(os.path.join(a.dir, "capacity.json"))
     dea = load(os.path.join(a.dir, "deactivate.json"))
     prov = load(os.path.join(a.dir, "provisioning.json"))
+    tls = load(os.path.join(a.dir, "tls.json"))
     mem = {}
     try:
         for line in open(os.path.join(a.dir, "memory.jsonl")):
@@ -134,6 +136,23 @@ def main():
             if not d.get("passed") or not k.get("passed"):
                 notes.append("Warning: the median of the final runs did not pass at the lowest rate tried for "
                              + ", ".join(n for n, s in cap["servers"].items() if not s.get("passed")) + ".")
+    if tls and tls["servers"].get("deskline") and tls["servers"].get("kamailio"):
+        d, k = tls["servers"]["deskline"], tls["servers"]["kamailio"]
+        cv = verdict if (d.get("passed") and k.get("passed")) else (lambda ok: "invalid: final runs failed")
+        r = ratio(d["calls_s"], k["calls_s"])
+        p(f"| REGISTER with digest auth over TLS, {fmt(tls['connections'])} phones each on its own connection, highest rate "
+          f"with < 0.1 % failed (REGISTER/s; median of {d['runs']}) | {fmt(d['register_s'])} ({fmt(d['calls_s'])} calls/s) | "
+          f"{fmt(k['register_s'])} ({fmt(k['calls_s'])} calls/s; 1 TCP worker, see tls.sh) | {fmt(r, 2)} | ≥ 1.5 × Kamailio | "
+          f"{cv(r >= 1.5 if r else None)} |")
+        r = ratio(d["reg_per_cpu_s"], k["reg_per_cpu_s"])
+        p(f"| … REGISTERs per server CPU-second over TLS | {fmt(d['reg_per_cpu_s'])} | {fmt(k['reg_per_cpu_s'])} | "
+          f"{fmt(r, 2)} | – | – |")
+        notes.append(f"TLS (bench/tls.sh, sipload): client-side p50/p99 ms at half capacity, REGISTER→401 / →200: deskline "
+                     f"{fmt(d.get('half', {}).get('p50_ms_401'), 2)}/{fmt(d.get('half', {}).get('p99_ms_401'), 2)}, "
+                     f"{fmt(d.get('half', {}).get('p50_ms_200'), 2)}/{fmt(d.get('half', {}).get('p99_ms_200'), 2)}; Kamailio "
+                     f"{fmt(k.get('half', {}).get('p50_ms_401'), 2)}/{fmt(k.get('half', {}).get('p99_ms_401'), 2)}, "
+                     f"{fmt(k.get('half', {}).get('p50_ms_200'), 2)}/{fmt(k.get('half', {}).get('p99_ms_200'), 2)}. "
+                     f"sipload CPU at the top: {d.get('client_cpu_pct')} % / {k.get('client_cpu_pct')} % of one core.")
     if mem.get("deskline") or mem.get("kamailio"):
         d, k = mem.get("deskline", {}), mem.get("kamailio", {})
         dv = d.get("rss_per_binding_B")
