@@ -1,12 +1,21 @@
-//! UDP: one receive loop per socket. Each datagram is a message on its own; it is parsed and
-//! handled on the spot (no task per packet), and answers go out through a clone of the socket that
-//! any thread can send on (the store's writer sends 200 OKs once bindings are durable).
+//! UDP: one socket per listener, served by one receive thread per CPU. Each datagram is a message
+//! on its own; it is parsed and handled on the spot (no task per packet), and answers go out
+//! through a clone of the socket that any thread can send on (the store's writer sends 200 OKs
+//! once bindings are durable).
+//!
+//! Why plain threads rather than tokio tasks: handling a datagram never awaits (REGISTER's wait
+//! for the store is a completion callback), so the runtime only added its readiness bookkeeping,
+//! wake-ups and parking to every packet. Here a thread that finds the socket empty sleeps in
+//! `epoll_wait` on its own epoll with `EPOLLEXCLUSIVE`, so one datagram wakes one thread, and a
+//! busy thread goes from one `recvfrom` to the next without a system call in between. The threads
+//! enter the runtime, so what a handler spawns (NOTIFYs, timers) still runs on tokio.
 
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
+use rustix::event::epoll;
 use tokio_util::sync::CancellationToken;
 
 use super::{Connections, Inbound, Sender};
@@ -23,10 +32,12 @@ const RECV_BUFFER: usize = 4 << 20;
 
 /// A bound UDP listener.
 pub struct UdpListener {
-    socket: Arc<UdpSocket>,
-    sender: Arc<std::net::UdpSocket>,
+    socket: Arc<std::net::UdpSocket>,
     local: SocketAddr,
 }
+
+/// How often an idle receive thread looks at the shutdown token.
+const IDLE_WAKE: rustix::event::Timespec = rustix::event::Timespec { tv_sec: 0, tv_nsec: 250_000_000 };
 
 impl UdpListener {
     pub fn bind(addr: SocketAddr) -> std::io::Result<UdpListener> {
@@ -41,47 +52,64 @@ impl UdpListener {
         socket.bind(&addr.into())?;
         let std_socket: std::net::UdpSocket = socket.into();
         std_socket.set_nonblocking(true)?;
-        let sender = Arc::new(std_socket.try_clone()?);
         let local = std_socket.local_addr()?;
-        Ok(UdpListener { socket: Arc::new(UdpSocket::from_std(std_socket)?), sender, local })
+        Ok(UdpListener { socket: Arc::new(std_socket), local })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
-    /// Serves the socket with one receive loop per CPU, so one listener can use every core; the
-    /// registrar's per-AOR locking keeps concurrent REGISTERs of one phone ordered.
+    /// Serves the socket with one receive thread per CPU, so one listener can use every core; the
+    /// registrar's per-AOR locking keeps concurrent REGISTERs of one phone ordered. Returns once
+    /// `shutdown` is cancelled and the threads have stopped.
     pub async fn run(self, dispatcher: Arc<Dispatcher>, connections: Arc<Connections>, shutdown: CancellationToken) {
-        connections.add_udp(self.local, self.sender.clone());
+        connections.add_udp(self.local, self.socket.clone());
         let loops = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
         let this = Arc::new(self);
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..loops {
-            let (this, dispatcher, shutdown) = (this.clone(), dispatcher.clone(), shutdown.clone());
-            tasks.spawn(async move { this.receive_loop(dispatcher, shutdown).await });
+        let runtime = tokio::runtime::Handle::current();
+        let mut threads = Vec::new();
+        for n in 0..loops {
+            let (this, dispatcher, shutdown, runtime) = (this.clone(), dispatcher.clone(), shutdown.clone(), runtime.clone());
+            let spawned = std::thread::Builder::new().name(format!("sip-udp-{n}")).spawn(move || {
+                let _runtime = runtime.enter();
+                if let Err(e) = this.receive_loop(&dispatcher, &shutdown) {
+                    tracing::error!(error = %e, local = %this.local, "UDP receive thread stopped");
+                }
+            });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => tracing::error!(error = %e, "cannot start a UDP receive thread"),
+            }
         }
-        while tasks.join_next().await.is_some() {}
+        shutdown.cancelled().await;
+        let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
     }
 
-    async fn receive_loop(&self, dispatcher: Arc<Dispatcher>, shutdown: CancellationToken) {
+    fn receive_loop(&self, dispatcher: &Dispatcher, shutdown: &CancellationToken) -> std::io::Result<()> {
+        let poller = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(
+            &poller,
+            self.socket.as_fd(),
+            epoll::EventData::new_u64(0),
+            epoll::EventFlags::IN | epoll::EventFlags::EXCLUSIVE,
+        )?;
+        let mut events = [epoll::Event { flags: epoll::EventFlags::empty(), data: epoll::EventData::new_u64(0) }];
         let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
         // Datagrams handled since the socket was last found empty: when it never empties, the
         // loop is behind and new work is answered 503 (cheap) instead of processed (costly).
         let mut streak = 0usize;
-        loop {
-            let received = match self.socket.try_recv_from(&mut buf) {
+        while !shutdown.is_cancelled() {
+            let (len, from) = match self.socket.recv_from(&mut buf) {
+                Ok(x) => x,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     streak = 0;
-                    tokio::select! {
-                        r = self.socket.readable() => { if r.is_err() { return; } continue; }
-                        _ = shutdown.cancelled() => return,
+                    match epoll::wait(&poller, &mut events[..], Some(&IDLE_WAKE)) {
+                        Ok(_) => continue,
+                        Err(e) if e == rustix::io::Errno::INTR => continue,
+                        Err(e) => return Err(e.into()),
                     }
                 }
-                other => other,
-            };
-            let (len, from) = match received {
-                Ok(x) => x,
                 Err(e) => {
                     // ICMP errors from earlier sends surface here on some systems: not fatal.
                     tracing::debug!(error = %e, "udp receive error");
@@ -89,15 +117,12 @@ impl UdpListener {
                 }
             };
             streak += 1;
-            if streak.is_multiple_of(256) {
-                tokio::task::yield_now().await;
-            }
             if len > MAX_MESSAGE_SIZE {
                 continue;
             }
             let inbound = Inbound {
                 flow: Flow { transport: TransportKind::Udp, remote: from, local: self.local, connection: 0 },
-                reply: Sender::Udp { socket: self.sender.clone(), to: from },
+                reply: Sender::Udp { socket: self.socket.clone(), to: from },
                 received_at: Instant::now(),
                 // Shed a growing share of new work the longer the backlog lasts (1/2, then 2/3,
                 // ...): refusing all of it would starve the phones of the 401s they need.
@@ -105,5 +130,6 @@ impl UdpListener {
             };
             dispatcher.handle_datagram(&buf[..len], inbound);
         }
+        Ok(())
     }
 }
