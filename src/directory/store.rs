@@ -15,7 +15,9 @@
 //! has queued up, writes it all in one transaction, commits (one fsync for the whole batch), and only
 //! then runs each submitter's completion. A REGISTER therefore gets its 200 OK only once its binding
 //! is durable, without paying an fsync of its own. Submissions are applied in the order they were
-//! made, so a binding removal queued after an insert always wins.
+//! made, so a binding removal queued after an insert always wins; within one round, the writes of the
+//! bindings table alone are committed first, in a transaction of their own, so a REGISTER never
+//! waits for a large directory change (a batch deactivation) that queued beside it.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -41,6 +43,11 @@ impl StoreOp {
     /// Bindings are soft state (phones refresh them); everything else is the directory.
     fn is_binding(&self) -> bool {
         matches!(self, StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. } | StoreOp::PutDeviceSoft { .. })
+    }
+
+    /// A write of the bindings table alone (no other table's row depends on its order).
+    fn is_binding_table(&self) -> bool {
+        matches!(self, StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. })
     }
 }
 
@@ -277,7 +284,7 @@ fn writer_loop(
     backlog: Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let mut batch: Vec<Submission> = Vec::with_capacity(MAX_BATCH);
-    let mut full_sync = true;
+    let mut writer = Writer { full_sync: true, bindings_fsync, metrics, backlog };
     while let Ok(first) = rx.recv() {
         // Take whatever queued up meanwhile: while one commit runs, the next batch gathers, so
         // under load one commit carries many REGISTERs and at low load nothing waits.
@@ -288,26 +295,52 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let started = Instant::now();
-        let ops: usize = batch.iter().map(|s| s.ops.len()).sum();
-        let needs_full = bindings_fsync || batch.iter().flat_map(|s| s.ops.iter()).any(|op| !op.is_binding());
-        if needs_full != full_sync {
-            let mode = if needs_full { "FULL" } else { "NORMAL" };
-            if conn.pragma_update(None, "synchronous", mode).is_ok() {
-                full_sync = needs_full;
+        // Bindings first: a REGISTER's write never waits for a directory change (fsync'd, maybe
+        // thousands of rows in a batch action) that queued up beside it. The two groups touch
+        // different tables, so committing one before the other changes no outcome; each group
+        // keeps its submissions' order.
+        let (bindings, directory): (Vec<Submission>, Vec<Submission>) =
+            batch.drain(..).partition(|s| s.ops.iter().all(StoreOp::is_binding_table));
+        for group in [bindings, directory] {
+            if !group.is_empty() {
+                writer.commit(&mut conn, group);
             }
         }
-        let result = write_batch(&mut conn, &batch);
+    }
+}
+
+/// The writer thread's state between commits.
+struct Writer {
+    /// The `synchronous` mode the connection is in.
+    full_sync: bool,
+    bindings_fsync: bool,
+    metrics: Arc<Metrics>,
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Writer {
+    /// Writes the submissions in one transaction, then runs their completions.
+    fn commit(&mut self, conn: &mut Connection, batch: Vec<Submission>) {
+        let started = Instant::now();
+        let ops: usize = batch.iter().map(|s| s.ops.len()).sum();
+        let needs_full = self.bindings_fsync || batch.iter().flat_map(|s| s.ops.iter()).any(|op| !op.is_binding());
+        if needs_full != self.full_sync {
+            let mode = if needs_full { "FULL" } else { "NORMAL" };
+            if conn.pragma_update(None, "synchronous", mode).is_ok() {
+                self.full_sync = needs_full;
+            }
+        }
+        let result = write_batch(conn, &batch);
         if let Err(e) = &result {
             tracing::error!(error = %e, "store commit failed; {} submissions refused", batch.len());
         }
-        metrics.store_commit_latency.observe(started.elapsed().as_secs_f64());
-        metrics.store_batch_size.observe(ops as f64);
+        self.metrics.store_commit_latency.observe(started.elapsed().as_secs_f64());
+        self.metrics.store_batch_size.observe(ops as f64);
         let done = batch.len();
-        for sub in batch.drain(..) {
+        for sub in batch {
             sub.done.finish(result.clone());
         }
-        backlog.fetch_sub(done, std::sync::atomic::Ordering::Relaxed);
+        self.backlog.fetch_sub(done, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
