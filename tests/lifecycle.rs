@@ -12,6 +12,9 @@ mod support;
 #[path = "lifecycle/common.rs"]
 mod common;
 
+/// The batch actions (`POST /api/v1/users/deactivate`, `/reactivate`).
+#[path = "lifecycle/batch.rs"]
+mod batch;
 #[path = "lifecycle/deactivate.rs"]
 mod deactivate;
 #[path = "lifecycle/delete_user.rs"]

@@ -3,8 +3,13 @@
 //! `spec/lifecycle.md`: first the new state is made durable, then bindings are removed, then the
 //! phones are notified. Each is idempotent and leaves an audit record.
 
+mod batch;
+mod notify_batch;
 mod notify_devices;
+mod status;
 
+pub use batch::{BatchAction, BatchItemError, BatchReport, MAX_BATCH_USERS};
+pub use notify_batch::{NotifyCounts, NOTIFY_CONCURRENCY, NOTIFY_RATE};
 use notify_devices::HeldSecrets;
 
 use std::sync::Arc;
@@ -12,11 +17,22 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::directory::store::StoreOp;
-use crate::directory::{Device, Directory, DirectoryError, LastContact, Mac, UserStatus};
+use crate::directory::{Device, Directory, DirectoryError, Mac, UserStatus};
 use crate::events::{Event, EventBus};
 use crate::metrics::Metrics;
-use crate::registrar::{Binding, Registrar, RemovalCause};
+use crate::registrar::{AddressOfRecord, Binding, Registrar, RemovalCause};
 use crate::sip::notify::Notifier;
+
+/// An audit log record of an action (`detail` holds no secret).
+fn audit_op(actor: &str, action: &str, target: &str, detail: &serde_json::Value) -> StoreOp {
+    StoreOp::Audit {
+        at: crate::events::now_rfc3339(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        detail: detail.to_string(),
+    }
+}
 
 /// Default overlap of old and new credentials after a rotation: 24 hours.
 pub const ROTATION_GRACE_SECS: u64 = 24 * 3600;
@@ -74,13 +90,7 @@ impl Actions {
     }
 
     async fn audit(&self, actor: &str, action: &str, target: &str, detail: serde_json::Value) {
-        let op = StoreOp::Audit {
-            at: crate::events::now_rfc3339(),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-            detail: detail.to_string(),
-        };
+        let op = audit_op(actor, action, target, &detail);
         if let Err(e) = self.directory.store().commit(vec![op]).await {
             tracing::error!(error = %e, action, target, "audit record not written");
         }
@@ -89,25 +99,21 @@ impl Actions {
     /// Removes every binding of a user's extensions (optionally only one device's); remembers
     /// where each device was so it can still be notified.
     async fn remove_bindings(&self, extensions: &[String], cause: RemovalCause, only: Option<&Mac>) -> Vec<Binding> {
-        let mut removed = Vec::new();
-        for ext in extensions {
-            let aor = self.registrar.aor(ext);
-            let gone = self
-                .registrar
-                .location()
-                .remove_where(&aor, cause, |b| only.is_none_or(|m| b.device.as_deref() == Some(m.as_str())))
-                .await;
-            for b in &gone {
-                if let Some(mac) = b.device.as_deref().and_then(|m| m.parse::<Mac>().ok()) {
-                    let last = LastContact { contact: b.contact.clone(), aor: aor.0.clone(), flow: b.flow };
-                    if let Err(e) = self.directory.set_last_contact(&mac, last).await {
-                        tracing::warn!(%mac, error = %e, "last contact not recorded");
-                    }
+        let aors: Vec<AddressOfRecord> = extensions.iter().map(|e| self.registrar.aor(e)).collect();
+        let removed = match only {
+            None => self.registrar.location().remove_all_of(&aors, cause).await,
+            Some(m) => {
+                let mut removed = Vec::new();
+                for aor in aors {
+                    let pick = |b: &Binding| b.device.as_deref() == Some(m.as_str());
+                    let gone = self.registrar.location().remove_where(&aor, cause, pick).await;
+                    removed.extend(gone.into_iter().map(|b| (aor.clone(), b)));
                 }
+                removed
             }
-            removed.extend(gone);
-        }
-        removed
+        };
+        self.remember_last_contacts(&removed).await;
+        removed.into_iter().map(|(_, b)| b).collect()
     }
 
     fn user_extensions(&self, username: &str) -> Result<(Vec<String>, UserStatus), ActionError> {
@@ -117,15 +123,13 @@ impl Actions {
 
     /// Suspends a user: durable first, then every binding removed, then every phone notified.
     pub async fn deactivate(&self, username: &str, actor: &str) -> Result<ActionReport, ActionError> {
-        let (extensions, status) = self.user_extensions(username)?;
-        if status == UserStatus::Suspended {
+        let outcome = self.suspend_users(&[username.to_owned()], |_| Vec::new()).await;
+        if !outcome.single(username)? {
             self.audit(actor, "deactivate", username, serde_json::json!({"changed": false})).await;
             return Ok(ActionReport::default());
         }
-        self.directory.set_status(username, UserStatus::Suspended).await?;
-        let removed = self.remove_bindings(&extensions, RemovalCause::Deactivated, None).await;
-        let devices = self.directory.devices_of_user(username);
-        let mut report = self.notify_devices(&devices, &removed, &HeldSecrets::new()).await;
+        let removed = outcome.removed_bindings();
+        let mut report = self.notify_devices(&outcome.devices, &removed, &HeldSecrets::new()).await;
         report.bindings_removed = removed.len();
         report.changed = true;
         self.events
@@ -136,14 +140,12 @@ impl Actions {
 
     /// Lifts a suspension and tells the phones to fetch their (now enabled) config.
     pub async fn reactivate(&self, username: &str, actor: &str) -> Result<ActionReport, ActionError> {
-        let (_, status) = self.user_extensions(username)?;
-        if status == UserStatus::Active {
+        let outcome = self.reactivate_users(&[username.to_owned()], |_| Vec::new()).await;
+        if !outcome.single(username)? {
             self.audit(actor, "reactivate", username, serde_json::json!({"changed": false})).await;
             return Ok(ActionReport::default());
         }
-        self.directory.set_status(username, UserStatus::Active).await?;
-        let devices = self.directory.devices_of_user(username);
-        let mut report = self.notify_devices(&devices, &[], &HeldSecrets::new()).await;
+        let mut report = self.notify_devices(&outcome.devices, &[], &HeldSecrets::new()).await;
         report.changed = true;
         self.events.publish(Event::new("user_reactivated").with("user", username));
         self.audit(actor, "reactivate", username, serde_json::to_value(&report).unwrap_or_default()).await;

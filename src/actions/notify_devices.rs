@@ -10,11 +10,11 @@ use super::{ActionReport, Actions};
 use crate::directory::{Device, Directory, Mac};
 use crate::events::{Event, EventBus};
 use crate::metrics::{Metrics, OutcomeLabels};
-use crate::registrar::{Binding, Flow, Registrar};
+use crate::registrar::{AddressOfRecord, Binding, Flow, Registrar};
 use crate::sip::notify::{Notifier, NotifyOutcome, NotifyRequest};
 
 /// How long an action's answer waits for the phones' answers.
-const ANSWER_WAIT: Duration = Duration::from_secs(1);
+pub(super) const ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// Delays between retries for an unreachable device.
 const RETRY_DELAYS: [u64; 6] = [5, 15, 45, 120, 300, 600];
 
@@ -46,16 +46,19 @@ pub fn check_sync_event(vendor: Option<&str>) -> &'static str {
 
 /// Everything needed to notify devices, cheap to move into background tasks.
 #[derive(Clone)]
-struct Courier {
-    directory: Arc<Directory>,
-    registrar: Arc<Registrar>,
+pub(super) struct Courier {
+    pub(super) directory: Arc<Directory>,
+    pub(super) registrar: Arc<Registrar>,
     notifier: Arc<Notifier>,
-    events: EventBus,
+    pub(super) events: EventBus,
     metrics: Arc<Metrics>,
 }
 
+/// Where a device can be reached: (contact, AOR, flow).
+pub(super) type Target = (String, String, Flow);
+
 impl Actions {
-    fn courier(&self) -> Courier {
+    pub(super) fn courier(&self) -> Courier {
         Courier {
             directory: self.directory.clone(),
             registrar: self.registrar.clone(),
@@ -77,7 +80,10 @@ impl Actions {
         let courier = self.courier();
         let mut tasks = Vec::with_capacity(devices.len());
         for device in devices {
-            let targets = courier.targets(device, removed);
+            let mine: Vec<&Binding> =
+                removed.iter().filter(|b| b.device.as_deref() == Some(device.mac.as_str())).collect();
+            let current = courier.registrar.location().bindings_of_device(device.mac.as_str());
+            let targets = courier.targets(device, &mine, &current);
             let c = courier.clone();
             let device = device.clone();
             let held = held.get(&device.mac).cloned();
@@ -109,20 +115,25 @@ impl Actions {
 }
 
 impl Courier {
-    /// Every (contact, AOR, flow) a device can be reached on now.
-    fn targets(&self, device: &Device, removed: &[Binding]) -> Vec<(String, String, Flow)> {
-        let mac = device.mac.as_str();
-        let mut targets: Vec<(String, String, Flow)> = Vec::new();
-        fn add(targets: &mut Vec<(String, String, Flow)>, contact: &str, aor: &str, flow: Flow) {
+    /// Every (contact, AOR, flow) a device can be reached on now: `removed` are its bindings an
+    /// action just took away, `current` its live ones; else its last known contact.
+    pub(super) fn targets(
+        &self,
+        device: &Device,
+        removed: &[&Binding],
+        current: &[(AddressOfRecord, Binding)],
+    ) -> Vec<Target> {
+        let mut targets: Vec<Target> = Vec::new();
+        fn add(targets: &mut Vec<Target>, contact: &str, aor: &str, flow: Flow) {
             if !targets.iter().any(|t| t.2 == flow) {
                 targets.push((contact.to_owned(), aor.to_owned(), flow));
             }
         }
-        for b in removed.iter().filter(|b| b.device.as_deref() == Some(mac)) {
+        for b in removed {
             let aor = device.last_contact.as_ref().map(|l| l.aor.clone()).unwrap_or_default();
             add(&mut targets, &b.contact, &aor, b.flow);
         }
-        for (aor, b) in self.registrar.location().bindings_of_device(mac) {
+        for (aor, b) in current {
             add(&mut targets, &b.contact, aor.as_str(), b.flow);
         }
         if targets.is_empty() {
@@ -148,7 +159,7 @@ impl Courier {
     }
 
     /// Sends to every target; true when at least one phone answered 2xx.
-    async fn deliver(&self, device: &Device, targets: Vec<(String, String, Flow)>, held: Option<&str>) -> bool {
+    pub(super) async fn deliver(&self, device: &Device, targets: Vec<Target>, held: Option<&str>) -> bool {
         let event = check_sync_event(device.vendor.as_deref());
         let mut delivered = false;
         let mut sends = Vec::new();
@@ -190,7 +201,7 @@ impl Courier {
     }
 
     /// Retries an unreachable device with backoff while it stays "resync pending".
-    fn retry_later(self, mac: Mac) {
+    pub(super) fn retry_later(self, mac: Mac) {
         tokio::spawn(async move {
             for delay in RETRY_DELAYS {
                 tokio::time::sleep(Duration::from_secs(delay)).await;
@@ -198,7 +209,8 @@ impl Courier {
                 if !device.resync_pending {
                     return;
                 }
-                let targets = self.targets(&device, &[]);
+                let current = self.registrar.location().bindings_of_device(mac.as_str());
+                let targets = self.targets(&device, &[], &current);
                 if !targets.is_empty() && self.deliver(&device, targets, None).await {
                     let _ = self.directory.set_resync_pending(&mac, false).await;
                     self.events.publish(Event::new("resync_done").with("mac", mac.to_string()).with("via", "notify"));

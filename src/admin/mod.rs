@@ -12,6 +12,7 @@ mod ops;
 mod registrations;
 pub mod routes;
 mod users;
+mod users_batch;
 pub mod views;
 
 use std::sync::Arc;

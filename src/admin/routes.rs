@@ -8,7 +8,7 @@ use axum::Router;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::OpenApi;
 
-use super::{devices, ops, registrations, users, AdminState};
+use super::{devices, ops, registrations, users, users_batch, AdminState};
 
 macro_rules! route_table {
     ($( $method:ident $path:literal => $module:ident :: $handler:ident ),* $(,)?) => {
@@ -37,6 +37,8 @@ route_table! {
     post "/api/v1/login" => users::login,
     get "/api/v1/whoami" => ops::whoami,
     post "/api/v1/users" => users::create,
+    post "/api/v1/users/deactivate" => users_batch::deactivate_many,
+    post "/api/v1/users/reactivate" => users_batch::reactivate_many,
     get "/api/v1/users" => users::list,
     get "/api/v1/users/{username}" => users::show,
     delete "/api/v1/users/{username}" => users::delete,

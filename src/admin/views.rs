@@ -249,3 +249,47 @@ pub struct Stats {
     pub bindings_by_transport: std::collections::BTreeMap<String, usize>,
     pub uptime_seconds: u64,
 }
+
+/// `POST /api/v1/users/deactivate` and `POST /api/v1/users/reactivate`: the users to act on
+/// (1 to 100,000 login names; a name given twice counts once). Like the one-user actions, there
+/// is nothing else to say: the suspended message is the `suspended_message` setting.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchUsersBody {
+    pub usernames: Vec<String>,
+}
+
+/// One name a batch action did not act on.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchItemErrorDoc {
+    pub username: String,
+    /// `not_found` (no such user) or `store` (the change could not be made durable).
+    pub error: String,
+    pub detail: String,
+}
+
+/// What a batch action did (the lead's `BatchReport`, as documented).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchReportDoc {
+    /// `deactivate` or `reactivate`.
+    pub action: String,
+    /// Distinct usernames in the request.
+    pub requested: usize,
+    /// Users whose status changed now.
+    pub changed: usize,
+    /// Users already suspended (deactivate) or already active (reactivate): nothing done.
+    pub unchanged: Vec<String>,
+    /// Names not acted on, each with why; the others were acted on all the same.
+    pub errors: Vec<BatchItemErrorDoc>,
+    pub bindings_removed: usize,
+    /// Devices of the changed users; each is sent a check-sync NOTIFY.
+    pub devices: usize,
+    /// Devices that answered the NOTIFY before this answer.
+    pub devices_notified: usize,
+    /// Devices that could not be reached: marked resync pending, retried with backoff.
+    pub devices_unreachable: usize,
+    /// Devices whose NOTIFY was still under way (it goes on; `notify_batch_done` event at the end).
+    pub devices_pending: usize,
+    /// Milliseconds from the request to this answer.
+    pub elapsed_ms: u64,
+}

@@ -4,6 +4,7 @@
 //! or the API's JSON with `--json`. The token comes from `--token`, `DESKLINE_TOKEN`, or the data
 //! dir's `admin.token`. A failure prints `deskline ctl: <what the server said>` and exits with 1.
 
+mod batch;
 mod client;
 mod table;
 
@@ -65,10 +66,23 @@ pub enum CtlCommand {
         /// Show only this user.
         username: Option<String>,
     },
-    /// Suspend a user: registrations removed, phones told, REGISTER refused.
-    Deactivate { user: String },
-    /// Lift a suspension.
-    Reactivate { user: String },
+    /// Suspend a user (or, with --file, every user named in a file, in one batch): registrations
+    /// removed, phones told, REGISTER refused.
+    Deactivate {
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        user: Option<String>,
+        /// A file of usernames, one per line (`-`: standard input), deactivated in one batch.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Lift a suspension (or, with --file, those of every user named in a file).
+    Reactivate {
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        user: Option<String>,
+        /// A file of usernames, one per line (`-`: standard input), reactivated in one batch.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
     /// Set a user's login password (registrations are kept).
     ResetPassword {
         user: String,
@@ -163,8 +177,10 @@ fn output(client: &Client, command: &CtlCommand, json: bool) -> Result<String, C
             render(&client.get(&format!("/api/v1/users/{}", seg(u)))?, table::record)
         }
         CtlCommand::Users { username: None } => render(&client.get("/api/v1/users")?, table::users),
-        CtlCommand::Deactivate { user } => action(client, "deactivate", user, json)?,
-        CtlCommand::Reactivate { user } => action(client, "reactivate", user, json)?,
+        CtlCommand::Deactivate { file: Some(f), .. } => batch::run(client, "deactivate", f, json)?,
+        CtlCommand::Reactivate { file: Some(f), .. } => batch::run(client, "reactivate", f, json)?,
+        CtlCommand::Deactivate { user, .. } => action(client, "deactivate", user.as_deref().unwrap_or_default(), json)?,
+        CtlCommand::Reactivate { user, .. } => action(client, "reactivate", user.as_deref().unwrap_or_default(), json)?,
         CtlCommand::SignOut { user } => action(client, "sign-out", user, json)?,
         CtlCommand::ResetPassword { user, password } => {
             let password = match password {

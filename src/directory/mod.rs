@@ -4,6 +4,7 @@
 //! request). Every change is made durable in the store first and applied in memory after, one change
 //! at a time (a writer mutex), so memory never shows a state the store does not hold.
 
+pub mod bulk;
 pub mod journal;
 pub mod mac;
 pub mod model;
@@ -177,7 +178,7 @@ impl Directory {
     // ----- changes -----
 
     pub async fn create_user(&self, new: NewUser) -> Result<User, DirectoryError> {
-        records::check_name("username", &new.username)?;
+        records::check_username(&new.username)?;
         if let Some(ext) = &new.extension {
             records::check_extension(ext)?;
         }
@@ -225,14 +226,17 @@ impl Directory {
         .map(|_| ())
     }
 
-    /// Sets a user's status; `Ok(false)` when it already was.
+    /// Sets a user's status; `Ok(false)` when it already was. (The one-user case of
+    /// [`Directory::set_status_many`].)
     pub async fn set_status(&self, username: &str, status: UserStatus) -> Result<bool, DirectoryError> {
-        self.update_user(username, |u| {
-            let changed = u.status != status;
-            u.status = status;
-            Ok(changed)
-        })
-        .await
+        let mut c = self.set_status_many(&[username.to_owned()], status, |_| Vec::new()).await;
+        if let Some((_, e)) = c.failed.pop() {
+            return Err(e.into());
+        }
+        if !c.unknown.is_empty() {
+            return Err(DirectoryError::NotFound(format!("user {username}")));
+        }
+        Ok(!c.changed.is_empty())
     }
 
     async fn update_user(
@@ -457,9 +461,7 @@ impl Directory {
     }
 
     pub async fn set_last_contact(&self, mac: &Mac, contact: LastContact) -> Result<(), DirectoryError> {
-        self.update_device(mac, |d| Ok(d.last_contact.replace(contact.clone()).as_ref() != Some(&contact)))
-            .await
-            .map(|_| ())
+        self.set_last_contacts(vec![(mac.clone(), contact)]).await.map(|_| ())
     }
 }
 

@@ -77,6 +77,19 @@ pub fn check_name(field: &str, name: &str) -> Result<(), DirectoryError> {
     }
 }
 
+/// Usernames that name an admin API path of their own (`POST /api/v1/users/deactivate` is the
+/// batch action), so no user may be called so.
+pub const RESERVED_USERNAMES: [&str; 2] = ["deactivate", "reactivate"];
+
+/// A username: a name (as [`check_name`]) that is not reserved.
+pub fn check_username(name: &str) -> Result<(), DirectoryError> {
+    check_name("username", name)?;
+    if RESERVED_USERNAMES.contains(&name) {
+        return Err(DirectoryError::Invalid(format!("username {name} is reserved")));
+    }
+    Ok(())
+}
+
 /// Extensions are 1–32 digits (they are SIP user parts: `sip:1001@domain`).
 pub fn check_extension(ext: &str) -> Result<(), DirectoryError> {
     if !ext.is_empty() && ext.len() <= 32 && ext.bytes().all(|b| b.is_ascii_digit()) {

@@ -1,7 +1,11 @@
 //! The embedded store: one SQLite database (WAL) holding the directory (users, extensions,
 //! devices, tokens, audit log), and the bindings journal (`journal.rs`) holding the location
-//! table's bindings. One writer thread owns both, so writes of either kind stay in the order they
-//! were submitted.
+//! table's bindings.
+//!
+//! Two writer threads, one per kind: the directory's commits are fsync'd and may be large (a batch
+//! deactivation writes thousands of rows), and a REGISTER must never queue behind them. Each
+//! kind keeps its submissions' order; across kinds, callers that need an order wait for the first
+//! write before submitting the second (as the actions do).
 //!
 //! Durability: a commit that holds any directory change runs with `synchronous=FULL` (fsync'd:
 //! survives power loss). Bindings (and soft device state) are written to the operating system
@@ -9,15 +13,15 @@
 //! whose cost would otherwise dominate the REGISTER path; after a power loss phones re-register
 //! anyway. `[store] bindings_fsync` fsyncs those too.
 //!
-//! Why SQLite: it is the most trusted crash-safe embedded store (atomic commits survive kill -9 and
-//! power loss), its file format has been stable for decades (no upgrade hazard as with redb's format
-//! breaks), operators can inspect it with `sqlite3`, and batched writes cost a few microseconds a row.
+//! Why SQLite for the directory: it is the most trusted crash-safe embedded store (atomic commits
+//! survive kill -9 and power loss), its file format has been stable for decades (no upgrade hazard
+//! as with redb's format breaks), and operators can inspect it with `sqlite3`.
 //!
-//! Group commit: every write goes to one writer thread through a channel. The thread takes whatever
-//! has queued up, writes it all in one transaction, commits (one fsync for the whole batch), and only
-//! then runs each submitter's completion. A REGISTER therefore gets its 200 OK only once its binding
-//! is durable, without paying an fsync of its own. Submissions are applied in the order they were
-//! made, so a binding removal queued after an insert always wins.
+//! Group commit: every write goes to its writer thread through a channel. The thread takes
+//! whatever has queued up, writes it all at once (one transaction, one fsync; or one journal
+//! append), and only then runs each submitter's completion. A REGISTER therefore gets its 200 OK
+//! only once its binding is durable, without paying a write of its own. Submissions are applied in
+//! the order they were made, so a binding removal queued after an insert always wins.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -45,6 +49,11 @@ impl StoreOp {
     /// everything else is the directory.
     fn is_soft(&self) -> bool {
         matches!(self, StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. } | StoreOp::PutDeviceSoft { .. })
+    }
+
+    /// A write of the bindings journal.
+    fn is_binding(&self) -> bool {
+        matches!(self, StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. })
     }
 }
 
@@ -144,6 +153,20 @@ pub struct Snapshot {
     pub tokens: Vec<(String, String)>,
 }
 
+fn spawn_writer(
+    name: &str,
+    writer: impl BatchWriter + Send + 'static,
+    metrics: Arc<Metrics>,
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
+) -> Result<mpsc::Sender<Submission>, StoreError> {
+    let (tx, rx) = mpsc::channel::<Submission>();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || writer_loop(writer, rx, metrics, backlog))
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+    Ok(tx)
+}
+
 /// One audit log entry, as read back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -158,7 +181,10 @@ pub struct AuditEntry {
 /// The handle every part writes through; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// The directory's writer thread (SQLite).
     tx: mpsc::Sender<Submission>,
+    /// The bindings' writer thread (the journal).
+    bindings_tx: mpsc::Sender<Submission>,
     /// Submissions queued or being written: how far the writer is behind.
     backlog: Arc<std::sync::atomic::AtomicUsize>,
     reader: Arc<parking_lot::Mutex<Connection>>,
@@ -199,24 +225,42 @@ impl Store {
         let mut snapshot = load(&reader)?;
         let (journal, bindings) = BindingJournal::open(&dir.join("bindings"), super::unix_now(), bindings_fsync)?;
         snapshot.bindings = bindings;
-        let (tx, rx) = mpsc::channel::<Submission>();
         let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let writer_backlog = backlog.clone();
-        std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer_loop(writer, journal, rx, metrics, bindings_fsync, writer_backlog))
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        Ok((Store { tx, backlog, reader: Arc::new(parking_lot::Mutex::new(reader)), path }, snapshot))
+        let directory_writer = DirectoryWriter { conn: writer, full_sync: true, bindings_fsync };
+        let tx = spawn_writer("store-writer", directory_writer, metrics.clone(), backlog.clone())?;
+        let bindings_tx = spawn_writer("binding-writer", BindingWriter(journal), metrics, backlog.clone())?;
+        let reader = Arc::new(parking_lot::Mutex::new(reader));
+        Ok((Store { tx, bindings_tx, backlog, reader, path }, snapshot))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Queues writes; `done` runs once they are durable. Never blocks.
+    /// Queues writes; `done` runs once they are durable. Never blocks. A submission of bindings
+    /// only (or of nothing: a barrier behind the bindings queued before it) goes to the bindings'
+    /// writer; anything else to the directory's. No caller mixes the two: if one did, its
+    /// bindings would be queued first and its completion would wait for the directory part only.
     pub fn submit(&self, ops: Vec<StoreOp>, done: Completion) {
+        let (bindings, directory): (Vec<StoreOp>, Vec<StoreOp>) = if ops.iter().all(StoreOp::is_binding) {
+            (ops, Vec::new())
+        } else if ops.iter().any(StoreOp::is_binding) {
+            ops.into_iter().partition(StoreOp::is_binding)
+        } else {
+            (Vec::new(), ops)
+        };
+        if directory.is_empty() {
+            return self.send(&self.bindings_tx, Submission { ops: bindings, done });
+        }
+        if !bindings.is_empty() {
+            self.send(&self.bindings_tx, Submission { ops: bindings, done: Completion::None });
+        }
+        self.send(&self.tx, Submission { ops: directory, done });
+    }
+
+    fn send(&self, queue: &mpsc::Sender<Submission>, sub: Submission) {
         self.backlog.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Err(mpsc::SendError(sub)) = self.tx.send(Submission { ops, done }) {
+        if let Err(mpsc::SendError(sub)) = queue.send(sub) {
             self.backlog.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             sub.done.finish(Err(StoreError::WriterGone));
         }
@@ -267,22 +311,70 @@ fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
     Ok(Snapshot { users, devices, bindings: Vec::new(), tokens })
 }
 
-/// Largest number of submissions folded into one transaction.
+/// Largest number of submissions folded into one commit.
 const MAX_BATCH: usize = 4096;
 
+/// What a writer thread does with one gathered batch.
+trait BatchWriter {
+    fn write(&mut self, batch: &[Submission]) -> Result<(), StoreError>;
+}
+
+/// The directory's writer: one SQLite transaction per batch.
+struct DirectoryWriter {
+    conn: Connection,
+    /// The `synchronous` mode the connection is in.
+    full_sync: bool,
+    bindings_fsync: bool,
+}
+
+impl BatchWriter for DirectoryWriter {
+    fn write(&mut self, batch: &[Submission]) -> Result<(), StoreError> {
+        let ops = || batch.iter().flat_map(|s| s.ops.iter());
+        let needs_full = self.bindings_fsync || ops().any(|op| !op.is_soft());
+        if needs_full != self.full_sync {
+            let mode = if needs_full { "FULL" } else { "NORMAL" };
+            if self.conn.pragma_update(None, "synchronous", mode).is_ok() {
+                self.full_sync = needs_full;
+            }
+        }
+        let tx = self.conn.transaction()?;
+        for op in ops() {
+            apply(&tx, op)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The bindings' writer: one journal append per batch.
+struct BindingWriter(BindingJournal);
+
+impl BatchWriter for BindingWriter {
+    fn write(&mut self, batch: &[Submission]) -> Result<(), StoreError> {
+        let journalled = batch.iter().flat_map(|s| s.ops.iter()).try_for_each(|op| match op {
+            StoreOp::PutBinding { aor, key, expires_at, doc } => self.0.put(aor, key, *expires_at, doc),
+            StoreOp::DeleteBinding { aor, key } => self.0.delete(aor, key),
+            other => Err(StoreError::Database(format!("not a binding write: {other:?}"))),
+        });
+        if let Err(e) = journalled {
+            self.0.discard();
+            return Err(e);
+        }
+        self.0.flush()
+    }
+}
+
+/// A writer thread: takes whatever has queued up, writes it as one batch, then runs each
+/// submitter's completion. While one batch is written the next gathers, so under load one write
+/// carries many submissions and at low load nothing waits.
 fn writer_loop(
-    mut conn: Connection,
-    mut journal: BindingJournal,
+    mut writer: impl BatchWriter,
     rx: mpsc::Receiver<Submission>,
     metrics: Arc<Metrics>,
-    bindings_fsync: bool,
     backlog: Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let mut batch: Vec<Submission> = Vec::with_capacity(MAX_BATCH);
-    let mut full_sync = true;
     while let Ok(first) = rx.recv() {
-        // Take whatever queued up meanwhile: while one commit runs, the next batch gathers, so
-        // under load one commit carries many REGISTERs and at low load nothing waits.
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -292,14 +384,7 @@ fn writer_loop(
         }
         let started = Instant::now();
         let ops: usize = batch.iter().map(|s| s.ops.len()).sum();
-        let needs_full = bindings_fsync || batch.iter().flat_map(|s| s.ops.iter()).any(|op| !op.is_soft());
-        if needs_full != full_sync {
-            let mode = if needs_full { "FULL" } else { "NORMAL" };
-            if conn.pragma_update(None, "synchronous", mode).is_ok() {
-                full_sync = needs_full;
-            }
-        }
-        let result = write_batch(&mut conn, &mut journal, &batch);
+        let result = writer.write(&batch);
         if let Err(e) = &result {
             tracing::error!(error = %e, "store commit failed; {} submissions refused", batch.len());
         }
@@ -311,31 +396,6 @@ fn writer_loop(
         }
         backlog.fetch_sub(done, std::sync::atomic::Ordering::Relaxed);
     }
-}
-
-/// Writes one batch: bindings into the journal (flushed first), the rest in one SQLite
-/// transaction, opened only if the batch has any.
-fn write_batch(conn: &mut Connection, journal: &mut BindingJournal, batch: &[Submission]) -> Result<(), StoreError> {
-    let ops = || batch.iter().flat_map(|s| s.ops.iter());
-    let journalled = ops().try_for_each(|op| match op {
-        StoreOp::PutBinding { aor, key, expires_at, doc } => journal.put(aor, key, *expires_at, doc),
-        StoreOp::DeleteBinding { aor, key } => journal.delete(aor, key),
-        _ => Ok(()),
-    });
-    if let Err(e) = journalled {
-        journal.discard();
-        return Err(e);
-    }
-    journal.flush()?;
-    if ops().all(|op| matches!(op, StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. })) {
-        return Ok(());
-    }
-    let tx = conn.transaction()?;
-    for op in ops() {
-        apply(&tx, op)?;
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 fn apply(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> Result<(), StoreError> {

@@ -55,6 +55,9 @@ fn label(t: TransportKind) -> TransportLabels {
     }
 }
 
+/// AORs whose bindings one store round of [`LocationTable::remove_all_of`] deletes.
+pub const REMOVE_CHUNK: usize = 256;
+
 /// A binding as the store's journal keeps it: postcard, a compact binary serde format (a third
 /// of the JSON's size and a tenth of its encoding time on the REGISTER path). Its layout follows
 /// the field order of [`Binding`]: a change there needs a new journal format version.
@@ -188,15 +191,61 @@ impl LocationTable {
         pick: impl Fn(&Binding) -> bool,
     ) -> Vec<Binding> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let removed = self.with_aor(aor, |bindings| {
+        let removed = self.take_where(aor, &pick, Completion::Notify(tx));
+        let _ = rx.await;
+        self.announce_removed(aor, cause, &removed);
+        removed
+    }
+
+    /// Removes every binding of every AOR named, durably, [`REMOVE_CHUNK`] AORs per store
+    /// round (so a REGISTER's write never queues behind thousands of deletions), yielding between
+    /// chunks; returns what went, once the store has it gone.
+    pub async fn remove_all_of(
+        &self,
+        aors: &[AddressOfRecord],
+        cause: RemovalCause,
+    ) -> Vec<(AddressOfRecord, Binding)> {
+        let mut out = Vec::new();
+        for chunk in aors.chunks(REMOVE_CHUNK) {
+            let mut removed = Vec::with_capacity(chunk.len());
+            for aor in chunk {
+                // Queued in order inside each AOR's lock; the empty submission below completes
+                // only once all of them are written.
+                removed.push((aor, self.take_where(aor, &|_: &Binding| true, Completion::None)));
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.store.submit(Vec::new(), Completion::Notify(tx));
+            let _ = rx.await;
+            for (aor, gone) in removed {
+                self.announce_removed(aor, cause, &gone);
+                out.extend(gone.into_iter().map(|b| (aor.clone(), b)));
+            }
+            tokio::task::yield_now().await;
+        }
+        out
+    }
+
+    /// Takes the picked bindings out of memory and queues their deletion (under the AOR's lock, so
+    /// the store sees it in the order of the AOR's other changes).
+    fn take_where(&self, aor: &AddressOfRecord, pick: &dyn Fn(&Binding) -> bool, done: Completion) -> Vec<Binding> {
+        if !self.map.contains_key(aor) {
+            if !matches!(done, Completion::None) {
+                self.store.submit(Vec::new(), done);
+            }
+            return Vec::new();
+        }
+        self.with_aor(aor, |bindings| {
             let (gone, kept): (Vec<Binding>, Vec<Binding>) = bindings.drain(..).partition(|b| pick(b));
             *bindings = kept;
             let ops = gone.iter().map(|b| StoreOp::DeleteBinding { aor: aor.0.clone(), key: b.key.clone() }).collect();
-            self.store.submit(ops, Completion::Notify(tx));
+            self.store.submit(ops, done);
             gone
-        });
-        let _ = rx.await;
-        for b in &removed {
+        })
+    }
+
+    /// Gauges and events for bindings removed outside a REGISTER.
+    fn announce_removed(&self, aor: &AddressOfRecord, cause: RemovalCause, removed: &[Binding]) {
+        for b in removed {
             self.metrics.registrations.get_or_create(&label(b.flow.transport)).dec();
             let mut e = Event::new(cause.event_kind())
                 .with("aor", aor.0.clone())
@@ -210,7 +259,6 @@ impl LocationTable {
             }
             self.events.publish(e);
         }
-        removed
     }
 
     /// Removes what has expired by `now`; returns how many went.
@@ -274,6 +322,22 @@ impl LocationTable {
             for b in entry.value() {
                 if b.device.as_deref() == Some(mac) {
                     out.push((entry.key().clone(), b.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every binding of each device named (by MAC), in one pass over the table.
+    pub fn bindings_of_devices(
+        &self,
+        macs: &std::collections::HashSet<&str>,
+    ) -> std::collections::HashMap<String, Vec<(AddressOfRecord, Binding)>> {
+        let mut out: std::collections::HashMap<String, Vec<(AddressOfRecord, Binding)>> = Default::default();
+        for entry in self.map.iter() {
+            for b in entry.value() {
+                if let Some(mac) = b.device.as_deref().filter(|m| macs.contains(m)) {
+                    out.entry(mac.to_owned()).or_default().push((entry.key().clone(), b.clone()));
                 }
             }
         }

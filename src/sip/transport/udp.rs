@@ -70,7 +70,8 @@ impl UdpListener {
         let runtime = tokio::runtime::Handle::current();
         let mut threads = Vec::new();
         for n in 0..loops {
-            let (this, dispatcher, shutdown, runtime) = (this.clone(), dispatcher.clone(), shutdown.clone(), runtime.clone());
+            let (this, dispatcher, shutdown, runtime) =
+                (this.clone(), dispatcher.clone(), shutdown.clone(), runtime.clone());
             let spawned = std::thread::Builder::new().name(format!("sip-udp-{n}")).spawn(move || {
                 let _runtime = runtime.enter();
                 if let Err(e) = this.receive_loop(&dispatcher, &shutdown) {
