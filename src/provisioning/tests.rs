@@ -65,7 +65,11 @@ fn line() -> LineView {
     }
 }
 
+/// These tests run one at a time, so the log-capturing one reads only its own server's lines.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Bench {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
     _dir: tempfile::TempDir,
     paths: CertPaths,
     backend: Arc<MemoryBackend>,
@@ -76,6 +80,7 @@ struct Bench {
 }
 
 async fn bench() -> Bench {
+    let serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let paths = certs::init_dir(dir.path(), &[mac(YEALINK), mac(POLY), mac(STRANGER)]).unwrap();
     let config =
@@ -94,7 +99,7 @@ async fn bench() -> Bench {
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(serve(listener, service.clone(), shutdown.clone()));
-    Bench { _dir: dir, paths, backend, service, addr, shutdown, task }
+    Bench { _serial: serial, _dir: dir, paths, backend, service, addr, shutdown, task }
 }
 
 impl Bench {
@@ -294,13 +299,26 @@ impl std::io::Write for Logs {
     }
 }
 
+/// The test process's log, installed as the global subscriber on first use. (A subscriber scoped
+/// to the test's thread proved unreliable: `tracing` caches each call site's interest process-wide,
+/// and other tests' threads reaching the same call sites raced with the scoping.)
+fn global_logs() -> Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+    .clone()
+}
+
 #[tokio::test]
 async fn failed_proofs_are_logged_for_fail2ban_and_throttled() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = global_logs();
     let bench = bench().await;
+    let start = logs.0.lock().unwrap().len();
     let phone = bench.client(None);
     let url = bench.url("/805ec0a1b2c3.cfg");
     for attempt in 0..5 {
@@ -314,7 +332,7 @@ async fn failed_proofs_are_logged_for_fail2ban_and_throttled() {
     assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(throttled.headers()[RETRY_AFTER].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     bench.stop().await;
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()[start..]).into_owned();
     let line = "provisioning auth failure from 127.0.0.1 mac=805ec0a1b2c3 path=/805ec0a1b2c3.cfg";
     assert_eq!(logs.matches(line).count(), 5, "{logs}");
     assert!(!logs.contains("guess-") && !logs.contains(PROV_PASSWORD) && !logs.contains("response="), "{logs}");

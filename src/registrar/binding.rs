@@ -12,7 +12,12 @@ pub struct AddressOfRecord(pub String);
 
 impl AddressOfRecord {
     pub fn new(extension: &str, domain: &str) -> AddressOfRecord {
-        AddressOfRecord(format!("sip:{extension}@{domain}"))
+        let mut aor = String::with_capacity(5 + extension.len() + domain.len());
+        aor.push_str("sip:");
+        aor.push_str(extension);
+        aor.push('@');
+        aor.push_str(domain);
+        AddressOfRecord(aor)
     }
 
     pub fn as_str(&self) -> &str {

@@ -17,6 +17,7 @@ use siphasher::sip128::{Hasher128 as _, SipHasher24};
 use subtle::ConstantTimeEq;
 
 use super::headers::{DigestAlgorithm, DigestCredentials};
+use super::response::push_hex;
 
 /// Slots in the nonce-count ring (a power of two). A nonce stays checkable until this many newer
 /// nonces have been issued.
@@ -193,7 +194,9 @@ pub fn response(creds: &DigestCredentials, method: &str, password: &str) -> Stri
     let ha2 = hash(alg, &[method, ":", &creds.uri]);
     match (&creds.qop, creds.nc) {
         (Some(qop), Some(nc)) => {
-            let nc = format!("{nc:08x}");
+            let mut nc_hex = String::with_capacity(8);
+            push_hex(&mut nc_hex, &nc.to_be_bytes());
+            let nc = nc_hex;
             let cnonce = creds.cnonce.as_deref().unwrap_or("");
             hash(alg, &[&ha1, ":", &creds.nonce, ":", &nc, ":", cnonce, ":", qop, ":", &ha2])
         }
@@ -222,14 +225,6 @@ pub fn hash(alg: &DigestAlgorithm, parts: &[&str]) -> String {
         }
     }
     out
-}
-
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 15) as usize] as char);
-    }
 }
 
 #[cfg(test)]

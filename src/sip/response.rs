@@ -111,7 +111,8 @@ fn push_top_via(buf: &mut String, row: &str, source: SocketAddr) {
             buf.push_str(part);
         }
     }
-    let _ = write!(buf, ";received={}", source.ip());
+    buf.push_str(";received=");
+    push_ip(buf, source.ip());
     buf.push_str(rest);
     buf.push_str("\r\n");
 }
@@ -136,6 +137,32 @@ pub fn push_u64(buf: &mut String, mut n: u64) {
         }
     }
     buf.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
+}
+
+/// An IP address as text; IPv4 without `fmt` (it runs on every answer).
+pub fn push_ip(buf: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf.push('.');
+                }
+                push_u64(buf, octet as u64);
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(buf, "{v6}");
+        }
+    }
+}
+
+/// Lowercase hex of the bytes.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
 }
 
 /// Splits a header row at the first comma outside quotes and angle brackets.
@@ -170,7 +197,10 @@ fn has_tag(to: &str) -> bool {
 /// A To tag that is the same for retransmissions of one request: a hash of Call-ID and From.
 pub fn local_tag(headers: &Headers) -> String {
     let h = fnv64(&[headers.get("Call-ID").unwrap_or(""), headers.get("From").unwrap_or("")]);
-    format!("dl{h:016x}")
+    let mut tag = String::with_capacity(18);
+    tag.push_str("dl");
+    push_hex(&mut tag, &h.to_be_bytes());
+    tag
 }
 
 /// FNV-1a over the parts in turn: stable ids and tags (not a security hash).
@@ -192,9 +222,21 @@ pub fn sip_host_port(addr: SocketAddr) -> String {
     }
 }
 
-/// The Date header value (RFC 1123 form, GMT), as REGISTER 200 OKs carry it.
+/// The Date header value (RFC 1123 form, GMT), as REGISTER 200 OKs carry it; formatted once a
+/// second per thread.
 pub fn date_now() -> String {
-    httpdate::fmt_http_date(std::time::SystemTime::now())
+    thread_local! {
+        static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    LAST.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = httpdate::fmt_http_date(now);
+        }
+        text.clone()
+    })
 }
 
 #[cfg(test)]
