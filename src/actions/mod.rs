@@ -99,7 +99,7 @@ impl Actions {
                 .await;
             for b in &gone {
                 if let Some(mac) = b.device.as_deref().and_then(|m| m.parse::<Mac>().ok()) {
-                    let last = LastContact { contact: b.contact.clone(), aor: aor.0.clone(), flow: b.flow };
+                    let last = LastContact { contact: b.contact.clone(), aor: aor.0.to_string(), flow: b.flow };
                     if let Err(e) = self.directory.set_last_contact(&mac, last).await {
                         tracing::warn!(%mac, error = %e, "last contact not recorded");
                     }

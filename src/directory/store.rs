@@ -130,13 +130,39 @@ struct Submission {
     done: Completion,
 }
 
-/// Everything the store held at start-up.
+/// What the store held at start-up that is read whole. Users, devices and bindings are not in it:
+/// there may be millions, so [`Store::for_each_doc`] and [`Store::for_each_binding`] stream them
+/// (each on a connection of its own, so they can be read in parallel) instead of collecting them.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub users: Vec<String>,
-    pub devices: Vec<String>,
-    pub bindings: Vec<(String, String, u64, String)>,
     pub tokens: Vec<(String, String)>,
+}
+
+/// The tables streamed at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Users,
+    Devices,
+    Bindings,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Users => "users",
+            Table::Devices => "devices",
+            Table::Bindings => "bindings",
+        }
+    }
+}
+
+/// One stored binding, borrowed from the row being read.
+#[derive(Debug, Clone, Copy)]
+pub struct BindingRow<'a> {
+    pub aor: &'a str,
+    pub key: &'a str,
+    pub expires_at: u64,
+    pub doc: &'a str,
 }
 
 /// One audit log entry, as read back.
@@ -229,6 +255,51 @@ impl Store {
         rx.await.unwrap_or(Err(StoreError::WriterGone))
     }
 
+    /// How many rows `table` holds (to size maps before loading it).
+    pub fn count(&self, table: Table) -> Result<usize, StoreError> {
+        let conn = open_connection(&self.path)?;
+        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", table.name()), [], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Calls `f` on the document of every row of `table` (users or devices), without copying
+    /// it; the first error `f` returns stops the reading and is returned.
+    pub fn for_each_doc<E: From<StoreError>>(
+        &self,
+        table: Table,
+        mut f: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let conn = open_connection(&self.path)?;
+        let mut stmt = conn.prepare(&format!("SELECT doc FROM {}", table.name())).map_err(StoreError::from)?;
+        let mut rows = stmt.query([]).map_err(StoreError::from)?;
+        while let Some(r) = rows.next().map_err(StoreError::from)? {
+            let doc = r.get_ref(0).map_err(StoreError::from)?;
+            f(doc.as_str().map_err(|e| StoreError::Corrupt(format!("{} row: {e}", table.name())))?)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` on every stored binding, in (address of record, key) order, without copying
+    /// the rows: how the location table is rebuilt at start-up.
+    pub fn for_each_binding(&self, mut f: impl FnMut(BindingRow<'_>)) -> Result<(), StoreError> {
+        let conn = open_connection(&self.path)?;
+        let mut stmt = conn.prepare("SELECT aor, key, expires_at, doc FROM bindings")?;
+        let mut rows = stmt.query([])?;
+        let text = |r: &rusqlite::Row<'_>, i: usize| -> Result<String, StoreError> {
+            let bytes = r.get_ref(i)?.as_bytes().map_err(|e| StoreError::Corrupt(format!("binding row: {e}")))?;
+            Ok(String::from_utf8_lossy(bytes).into_owned())
+        };
+        while let Some(r) = rows.next()? {
+            let expires_at = r.get::<_, i64>(2)?.max(0) as u64;
+            match (r.get_ref(0)?.as_str(), r.get_ref(1)?.as_str(), r.get_ref(3)?.as_str()) {
+                (Ok(aor), Ok(key), Ok(doc)) => f(BindingRow { aor, key, expires_at, doc }),
+                // Not UTF-8: handed over as found (lossily), for the caller to drop as corrupt.
+                _ => f(BindingRow { aor: &text(r, 0)?, key: &text(r, 1)?, expires_at, doc: &text(r, 3)? }),
+            }
+        }
+        Ok(())
+    }
+
     /// The newest audit entries, newest first.
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let conn = self.reader.lock();
@@ -250,20 +321,9 @@ impl Store {
 }
 
 fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
-    let docs = |sql: &str| -> Result<Vec<String>, StoreError> {
-        let mut stmt = conn.prepare(sql)?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
-    };
-    let users = docs("SELECT doc FROM users")?;
-    let devices = docs("SELECT doc FROM devices")?;
-    let mut stmt = conn.prepare("SELECT aor, key, expires_at, doc FROM bindings")?;
-    let bindings = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64, r.get(3)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
     let mut stmt = conn.prepare("SELECT hash, doc FROM tokens")?;
     let tokens = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
-    Ok(Snapshot { users, devices, bindings, tokens })
+    Ok(Snapshot { tokens })
 }
 
 /// Largest number of submissions folded into one transaction.
@@ -366,13 +426,21 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> Result<(), StoreError>
 mod tests {
     use super::*;
 
+    fn stored_bindings(store: &Store) -> Vec<(String, String, u64, String)> {
+        let mut out = Vec::new();
+        store
+            .for_each_binding(|r| out.push((r.aor.to_owned(), r.key.to_owned(), r.expires_at, r.doc.to_owned())))
+            .unwrap();
+        out
+    }
+
     #[tokio::test]
     async fn writes_survive_reopen_and_apply_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::new());
         {
-            let (store, snap) = Store::open(dir.path(), metrics.clone()).unwrap();
-            assert!(snap.bindings.is_empty());
+            let (store, _snap) = Store::open(dir.path(), metrics.clone()).unwrap();
+            assert_eq!(stored_bindings(&store), vec![]);
             let put =
                 |i: u64| StoreOp::PutBinding { aor: "a".into(), key: format!("k{i}"), expires_at: i, doc: "{}".into() };
             store.submit(vec![put(1), put(2)], Completion::None);
@@ -390,9 +458,16 @@ mod tests {
                 .unwrap();
             assert_eq!(store.audit_log(10).unwrap()[0].action, "deactivate");
         }
-        let (_store, snap) = Store::open(dir.path(), metrics).unwrap();
-        assert_eq!(snap.bindings.len(), 1);
-        assert_eq!(snap.bindings[0].1, "k2");
-        assert_eq!(snap.users, vec!["{\"x\":1}".to_string()]);
+        let (store, _snap) = Store::open(dir.path(), metrics).unwrap();
+        assert_eq!(stored_bindings(&store), vec![("a".to_string(), "k2".to_string(), 2, "{}".to_string())]);
+        let mut users = Vec::new();
+        store
+            .for_each_doc(Table::Users, |doc| {
+                users.push(doc.to_owned());
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(users, vec!["{\"x\":1}".to_string()]);
+        assert_eq!((store.count(Table::Users).unwrap(), store.count(Table::Bindings).unwrap()), (1, 1));
     }
 }
