@@ -10,7 +10,7 @@
 #   over all its processes (its memory is shared mmap, so per-process RSS would mislead), plus
 #   its own allocator's "used" shm from kamcmd core.shmmem; bindings = usrloc location_contacts.
 # deskline: a fresh instance "mem" (SIP UDP DPORT=5082, admin 9083, new data dir) with the same N
-#   users created through the admin API before the first snapshot; memory = RSS (and PSS) of the
+#   users and devices created (POST /api/v1/import, batches of 5,000) before the first snapshot; memory = RSS (and PSS) of the
 #   one process; bindings = successful sipp registrations (one new binding each).
 # One JSON line per server goes to OUT (default /tmp/regbench/memory.jsonl) and to stdout.
 set -euo pipefail
@@ -95,7 +95,7 @@ if [ "$WHO" = deskline ] || [ "$WHO" = both ]; then
   python3 "$HERE/lib/deskline.py" stop mem 2>/dev/null || true
   PID="$(python3 "$HERE/lib/deskline.py" start mem --fresh --sip-port "$DPORT" --admin-port "$DADMIN" \
     $([ "${BINDINGS_FSYNC:-0}" = 1 ] && echo --set store.bindings_fsync=true))"
-  python3 "$HERE/lib/deskline.py" users mem --first 1000 --count "$N" >/dev/null
+  python3 "$HERE/lib/deskline.py" import mem --first 1000 --count "$N" >/dev/null
   sleep 3
   read -r P0 R0 U0 C0 NP <<<"$(snap "$PID" deskline)"
   echo "deskline N=$N before: PSS $P0 KiB, RSS $R0 KiB" >&2

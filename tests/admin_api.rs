@@ -372,3 +372,41 @@ async fn ctl_lists_and_acts() {
     assert_eq!(code, Some(1));
     assert!(err.starts_with("deskline ctl: ") && err.contains("not valid"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_import_is_all_or_nothing() {
+    let srv = TestServer::start();
+    let admin = srv.admin();
+    let body = json!({
+        "users": [{"username": "imp1", "extension": "3001"}, {"username": "imp2", "extension": "3002"}],
+        "devices": [{"mac": "020000000bb9", "user": "imp1", "sip_username": "3001", "sip_password": "pw3001"},
+                    {"mac": "020000000bba", "user": "imp2"}],
+    });
+    let (status, answer) = admin.post("/api/v1/import", &body).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer, json!({"users_created": 2, "devices_created": 2}));
+    let (_, device) = admin.get("/api/v1/devices/020000000bba").await;
+    assert_eq!((device["user"].as_str(), device["extension"].as_str()), (Some("imp2"), Some("3002")));
+
+    let bad = json!({
+        "users": [{"username": "imp3", "extension": "3003"}],
+        "devices": [{"mac": "020000000bbb", "user": "imp3"}, {"mac": "020000000bb9", "user": "imp3"}],
+    });
+    let got = admin.post("/api/v1/import", &bad).await;
+    assert_json_error("device MAC already imported", &got, 409);
+    assert!(got.1["detail"].as_str().unwrap().starts_with("devices[1]: "), "{}", got.1);
+    assert_json_error("nothing of a refused import is kept", &admin.user("imp3").await, 404);
+    let got = admin.post("/api/v1/import", &json!({"devices": [{"mac": "020000000bbc", "user": "ghost"}]})).await;
+    assert_json_error("unknown user", &got, 422);
+
+    let viewer = token_of(&admin, "imp-viewer", "viewer").await;
+    let resp = admin
+        .client
+        .post(format!("{}/api/v1/import", admin.base))
+        .bearer_auth(viewer)
+        .json(&json!({"users": [{"username": "imp4"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+}

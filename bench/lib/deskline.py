@@ -10,6 +10,9 @@
         creates users u<ext> (extension <ext>, no password) and one device each
         (MAC 0200<ext as 8 hex>, SIP user <ext>, password pw<ext>) through the admin API,
         many requests in flight on keep-alive connections; existing ones (409) are fine
+  deskline.py import NAME --first 1000 --count N [--batch 5000]
+        the same users and devices in batches through POST /api/v1/import (one durable step per
+        batch, no password hashing): ~100x faster than `users`; refuses if any already exists
   deskline.py token NAME          prints the admin token
   deskline.py api NAME METHOD PATH [JSON]   one admin API call, prints status and body
 
@@ -230,6 +233,28 @@ def cmd_users(a):
         sys.exit(1)
 
 
+def import_batch(api, first, count):
+    """POST /api/v1/import of users u<ext> and their devices, ext in [first, first+count)."""
+    exts = range(first, first + count)
+    body = {"users": [{"username": f"u{e}", "extension": str(e)} for e in exts],
+            "devices": [{"mac": mac_of(e), "user": f"u{e}", "sip_username": str(e), "sip_password": f"pw{e}"}
+                        for e in exts]}
+    st, data = api.call("POST", "/api/v1/import", body)
+    if st != 201:
+        raise SystemExit(f"import {first}..{first + count - 1}: {st} {data[:300]!r}")
+
+
+def cmd_import(a):
+    t0 = time.time()
+    api = Api(a.name)
+    for first in range(a.first, a.first + a.count, a.batch):
+        import_batch(api, first, min(a.batch, a.first + a.count - first))
+    dt = time.time() - t0
+    print(f"imported {a.count} users + {a.count} devices in {dt:.1f} s ({a.count / max(1e-9, dt):.0f}/s)",
+          file=sys.stderr)
+    print(json.dumps({"users": a.count, "import_s": round(dt, 2)}))
+
+
 def cmd_token(a):
     print(token(a.name))
 
@@ -261,6 +286,12 @@ def main():
     s.add_argument("--count", type=int, default=10000)
     s.add_argument("--threads", type=int, default=24)
     s.set_defaults(f=cmd_users)
+    s = sp.add_parser("import")
+    s.add_argument("name")
+    s.add_argument("--first", type=int, default=1000)
+    s.add_argument("--count", type=int, default=10000)
+    s.add_argument("--batch", type=int, default=5000)
+    s.set_defaults(f=cmd_import)
     s = sp.add_parser("token")
     s.add_argument("name")
     s.set_defaults(f=cmd_token)

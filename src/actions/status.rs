@@ -105,7 +105,7 @@ impl Actions {
             .iter()
             .filter_map(|(aor, b)| {
                 let mac = b.device.as_deref()?.parse::<Mac>().ok()?;
-                Some((mac, LastContact { contact: b.contact.clone(), aor: aor.0.clone(), flow: b.flow }))
+                Some((mac, LastContact { contact: b.contact.clone(), aor: aor.0.to_string(), flow: b.flow }))
             })
             .collect();
         if let Err(e) = self.directory.set_last_contacts(contacts).await {

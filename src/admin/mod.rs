@@ -8,6 +8,7 @@
 pub mod auth;
 mod devices;
 pub mod error;
+mod import;
 mod ops;
 mod registrations;
 pub mod routes;

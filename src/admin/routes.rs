@@ -8,7 +8,7 @@ use axum::Router;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::OpenApi;
 
-use super::{devices, ops, registrations, users, users_batch, AdminState};
+use super::{devices, import, ops, registrations, users, users_batch, AdminState};
 
 macro_rules! route_table {
     ($( $method:ident $path:literal => $module:ident :: $handler:ident ),* $(,)?) => {
@@ -46,6 +46,7 @@ route_table! {
     post "/api/v1/users/{username}/deactivate" => users::deactivate,
     post "/api/v1/users/{username}/reactivate" => users::reactivate,
     post "/api/v1/users/{username}/sign-out" => users::sign_out,
+    post "/api/v1/import" => import::import,
     post "/api/v1/devices" => devices::create,
     get "/api/v1/devices" => devices::list,
     get "/api/v1/devices/{mac}" => devices::show,

@@ -175,16 +175,16 @@ mod tests {
 
     use super::*;
     use crate::directory::secrets::SecretCipher;
-    use crate::directory::store::Store;
+    use crate::directory::store::{Store, Table};
     use crate::directory::NewUser;
     use crate::metrics::Metrics;
 
     #[tokio::test]
     async fn status_of_many_users_is_stored_and_reported_per_name() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, snap) = Store::open(dir.path(), Arc::new(Metrics::new())).unwrap();
+        let (store, _snap) = Store::open(dir.path(), Arc::new(Metrics::new())).unwrap();
         let cipher = SecretCipher::open(dir.path()).unwrap();
-        let directory = Directory::load(store, &snap, cipher).unwrap();
+        let directory = Directory::load(store, cipher).unwrap();
         for i in 0..3 {
             let new = NewUser {
                 username: format!("u{i}"),
@@ -204,7 +204,14 @@ mod tests {
         assert!(c.failed.is_empty());
         assert_eq!(directory.user("u1").unwrap().status, UserStatus::Suspended);
         drop(directory);
-        let (_store, snap) = Store::open(dir.path(), Arc::new(Metrics::new())).unwrap();
-        assert_eq!(snap.users.iter().filter(|d| d.contains("\"suspended\"")).count(), 3);
+        let (store, _snap) = Store::open(dir.path(), Arc::new(Metrics::new())).unwrap();
+        let mut suspended = 0;
+        store
+            .for_each_doc(Table::Users, |doc| {
+                suspended += usize::from(doc.contains("\"suspended\""));
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(suspended, 3);
     }
 }

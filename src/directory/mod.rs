@@ -5,6 +5,7 @@
 //! at a time (a writer mutex), so memory never shows a state the store does not hold.
 
 pub mod bulk;
+mod import;
 pub mod journal;
 pub mod mac;
 pub mod model;
@@ -17,10 +18,11 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+pub use import::{ImportReport, MAX_IMPORT};
 pub use mac::Mac;
 pub use model::*;
 use secrets::{Secret, SecretCipher};
-use store::{Snapshot, Store, StoreError, StoreOp};
+use store::{Store, StoreError, StoreOp, Table};
 
 /// Why a directory change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -67,25 +69,17 @@ pub fn unix_now() -> u64 {
 }
 
 impl Directory {
-    /// Builds the directory from what the store held at start-up.
-    pub fn load(store: Store, snapshot: &Snapshot, cipher: SecretCipher) -> Result<Directory, DirectoryError> {
-        let mut state = State::default();
-        for doc in &snapshot.users {
-            let user: User = serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            for ext in &user.extensions {
-                state.extensions.insert(ext.clone(), user.username.clone());
-            }
-            state.users.insert(user.username.clone(), user);
-        }
-        for doc in &snapshot.devices {
-            let doc: records::DeviceDocRef =
-                serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let device = records::open_device(&cipher, doc.0)?;
-            state.by_sip_username.insert(device.credentials.username.clone(), device.mac.clone());
-            state.devices.insert(device.mac.clone(), device);
-        }
+    /// Builds the directory from what the store holds, streaming its rows (a million users and
+    /// devices are read without first copying them all); users and devices in parallel.
+    pub fn load(store: Store, cipher: SecretCipher) -> Result<Directory, DirectoryError> {
+        let (users, devices) = std::thread::scope(|s| {
+            let users = s.spawn(|| load_users(&store));
+            let devices = load_devices(&store, &cipher);
+            (joined(users), devices)
+        });
+        let ((users, extensions), (devices, by_sip_username)) = (users?, devices?);
         Ok(Directory {
-            state: RwLock::new(state),
+            state: RwLock::new(State { users, extensions, devices, by_sip_username }),
             store,
             cipher,
             writer: tokio::sync::Mutex::new(()),
@@ -281,11 +275,11 @@ impl Directory {
         Ok(macs)
     }
 
-    pub async fn create_device(&self, new: NewDevice) -> Result<Device, DirectoryError> {
+    pub async fn create_device(&self, mut new: NewDevice) -> Result<Device, DirectoryError> {
         let mac: Mac = new.mac.parse().map_err(|e: mac::InvalidMac| DirectoryError::Invalid(e.to_string()))?;
         let _w = self.writer.lock().await;
         let extension = self.resolve_assignment(new.user.as_deref(), new.extension.as_deref())?;
-        let username = match new.sip_username {
+        let username = match new.sip_username.take() {
             Some(u) => {
                 records::check_name("sip_username", &u)?;
                 u
@@ -301,28 +295,14 @@ impl Directory {
                 return Err(DirectoryError::Conflict(format!("SIP username {username} is already in use")));
             }
         }
-        let secret = match new.sip_password {
+        let secret = match new.sip_password.take() {
             Some(p) => {
                 records::check_password(&p)?;
                 Secret::new(p)
             }
             None => Secret::generate(),
         };
-        let device = Device {
-            mac: mac.clone(),
-            user: new.user,
-            extension,
-            vendor: new.vendor,
-            model: new.model,
-            firmware: None,
-            credentials: DeviceCredentials { username, secret },
-            previous_credentials: None,
-            provisioning_secret: Secret::generate(),
-            last_config_fetch: None,
-            last_contact: None,
-            resync_pending: false,
-            created_at: crate::events::now_rfc3339(),
-        };
+        let device = import::new_device(mac.clone(), new, extension, username, secret);
         self.store.commit(vec![records::put_device(&self.cipher, &device)]).await?;
         let mut state = self.state.write();
         state.by_sip_username.insert(device.credentials.username.clone(), mac.clone());
@@ -463,6 +443,43 @@ impl Directory {
     pub async fn set_last_contact(&self, mac: &Mac, contact: LastContact) -> Result<(), DirectoryError> {
         self.set_last_contacts(vec![(mac.clone(), contact)]).await.map(|_| ())
     }
+}
+
+/// Users by name, and extension → username.
+type UserMaps = (HashMap<String, User>, HashMap<String, String>);
+/// Devices by MAC, and SIP username → MAC.
+type DeviceMaps = (HashMap<Mac, Device>, HashMap<String, Mac>);
+
+/// A scoped thread's result (its panic carries on here).
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+fn load_users(store: &Store) -> Result<UserMaps, DirectoryError> {
+    let n = store.count(Table::Users)?;
+    let (mut users, mut extensions) = (HashMap::with_capacity(n), HashMap::with_capacity(n));
+    store.for_each_doc(Table::Users, |doc| {
+        let user: User = serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for ext in &user.extensions {
+            extensions.insert(ext.clone(), user.username.clone());
+        }
+        users.insert(user.username.clone(), user);
+        Ok::<_, DirectoryError>(())
+    })?;
+    Ok((users, extensions))
+}
+
+fn load_devices(store: &Store, cipher: &SecretCipher) -> Result<DeviceMaps, DirectoryError> {
+    let n = store.count(Table::Devices)?;
+    let (mut devices, mut by_sip_username) = (HashMap::with_capacity(n), HashMap::with_capacity(n));
+    store.for_each_doc(Table::Devices, |doc| {
+        let doc: records::DeviceDocRef = serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let device = records::open_device(cipher, doc.0)?;
+        by_sip_username.insert(device.credentials.username.clone(), device.mac.clone());
+        devices.insert(device.mac.clone(), device);
+        Ok::<_, DirectoryError>(())
+    })?;
+    Ok((devices, by_sip_username))
 }
 
 async fn hash_blocking(password: String) -> Result<String, DirectoryError> {

@@ -143,14 +143,30 @@ struct Submission {
     done: Completion,
 }
 
-/// Everything the store held at start-up.
+/// What the store held at start-up that is read whole. Users and devices are not in it: there
+/// may be millions, so [`Store::for_each_doc`] streams them (each table on a connection of its
+/// own, so they can be read in parallel) instead of collecting them.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub users: Vec<String>,
-    pub devices: Vec<String>,
-    /// Bindings that had not expired at start-up.
-    pub bindings: Vec<BindingRow>,
     pub tokens: Vec<(String, String)>,
+    /// Bindings that had not expired at start-up, from the journal.
+    pub bindings: Vec<BindingRow>,
+}
+
+/// The tables streamed at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Users,
+    Devices,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Users => "users",
+            Table::Devices => "devices",
+        }
+    }
 }
 
 fn spawn_writer(
@@ -278,6 +294,30 @@ impl Store {
         rx.await.unwrap_or(Err(StoreError::WriterGone))
     }
 
+    /// How many rows `table` holds (to size maps before loading it).
+    pub fn count(&self, table: Table) -> Result<usize, StoreError> {
+        let conn = open_connection(&self.path)?;
+        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", table.name()), [], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Calls `f` on the document of every row of `table` (users or devices), without copying
+    /// it; the first error `f` returns stops the reading and is returned.
+    pub fn for_each_doc<E: From<StoreError>>(
+        &self,
+        table: Table,
+        mut f: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let conn = open_connection(&self.path)?;
+        let mut stmt = conn.prepare(&format!("SELECT doc FROM {}", table.name())).map_err(StoreError::from)?;
+        let mut rows = stmt.query([]).map_err(StoreError::from)?;
+        while let Some(r) = rows.next().map_err(StoreError::from)? {
+            let doc = r.get_ref(0).map_err(StoreError::from)?;
+            f(doc.as_str().map_err(|e| StoreError::Corrupt(format!("{} row: {e}", table.name())))?)?;
+        }
+        Ok(())
+    }
+
     /// The newest audit entries, newest first.
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let conn = self.reader.lock();
@@ -299,16 +339,9 @@ impl Store {
 }
 
 fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
-    let docs = |sql: &str| -> Result<Vec<String>, StoreError> {
-        let mut stmt = conn.prepare(sql)?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
-    };
-    let users = docs("SELECT doc FROM users")?;
-    let devices = docs("SELECT doc FROM devices")?;
     let mut stmt = conn.prepare("SELECT hash, doc FROM tokens")?;
     let tokens = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
-    Ok(Snapshot { users, devices, bindings: Vec::new(), tokens })
+    Ok(Snapshot { tokens, bindings: Vec::new() })
 }
 
 /// Largest number of submissions folded into one commit.
@@ -467,9 +500,17 @@ mod tests {
                 .unwrap();
             assert_eq!(store.audit_log(10).unwrap()[0].action, "deactivate");
         }
-        let (_store, snap) = Store::open(dir.path(), metrics).unwrap();
+        let (store, snap) = Store::open(dir.path(), metrics).unwrap();
         assert_eq!(snap.bindings.len(), 1);
         assert_eq!(snap.bindings[0].key, "k2");
-        assert_eq!(snap.users, vec!["{\"x\":1}".to_string()]);
+        let mut users = Vec::new();
+        store
+            .for_each_doc(Table::Users, |doc| {
+                users.push(doc.to_owned());
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(users, vec!["{\"x\":1}".to_string()]);
+        assert_eq!(store.count(Table::Users).unwrap(), 1);
     }
 }

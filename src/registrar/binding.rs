@@ -3,12 +3,16 @@
 //! the flow it arrived on, so requests can be sent back the same way.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// `sip:<extension>@<domain>`: the key of the location table.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct AddressOfRecord(pub String);
+pub use super::compact::{intern_user_agent, Tag};
+
+/// `sip:<extension>@<domain>`: the key of the location table. Shared (`Arc`), so the table and
+/// its expiry heap hold one copy of it between them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddressOfRecord(pub Arc<str>);
 
 impl AddressOfRecord {
     pub fn new(extension: &str, domain: &str) -> AddressOfRecord {
@@ -17,7 +21,7 @@ impl AddressOfRecord {
         aor.push_str(extension);
         aor.push('@');
         aor.push_str(domain);
-        AddressOfRecord(aor)
+        AddressOfRecord(aor.into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -28,6 +32,18 @@ impl AddressOfRecord {
     pub fn extension(&self) -> &str {
         let rest = self.0.strip_prefix("sip:").unwrap_or(&self.0);
         rest.split('@').next().unwrap_or(rest)
+    }
+}
+
+impl Serialize for AddressOfRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AddressOfRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| AddressOfRecord(s.into()))
     }
 }
 
@@ -75,7 +91,9 @@ pub struct Flow {
     pub connection: u64,
 }
 
-/// One registered contact.
+/// One registered contact. Memory per binding is a bar (it must not exceed Kamailio's), so what
+/// is only ever compared (Call-ID, branch) is kept as a 64-bit digest and the User-Agent is shared
+/// between the phones that send the same one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Binding {
     /// The key within the address of record: the instance id (+reg-id) when the phone sent one,
@@ -86,15 +104,17 @@ pub struct Binding {
     pub instance: Option<String>,
     pub reg_id: Option<u32>,
     pub q: Option<f32>,
-    pub call_id: String,
+    /// Digest of the Call-ID of the REGISTER that last set this binding (compared, never shown).
+    pub call_id: Tag,
     pub cseq: u32,
     /// Branch of the REGISTER that last set this binding: a retransmission carries the same one.
-    pub branch: String,
+    pub branch: Tag,
     /// Unix seconds.
     pub expires_at: u64,
     pub registered_at: u64,
     pub flow: Flow,
-    pub user_agent: Option<String>,
+    #[serde(with = "super::compact::shared_agent")]
+    pub user_agent: Option<Arc<str>>,
     pub path: Vec<String>,
     /// MAC of the device that authenticated this binding.
     pub device: Option<String>,
@@ -128,13 +148,13 @@ impl BindingView {
         let registered = time::OffsetDateTime::from_unix_timestamp(b.registered_at as i64)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         BindingView {
-            aor: aor.0.clone(),
+            aor: aor.0.to_string(),
             contact: b.contact.clone(),
             device: b.device.clone(),
             user: b.user.clone(),
             transport: b.flow.transport.as_str(),
             source: b.flow.remote.to_string(),
-            user_agent: b.user_agent.clone(),
+            user_agent: b.user_agent.as_deref().map(str::to_owned),
             registered_at: crate::events::rfc3339(registered),
             expires_in: b.expires_in(now),
             instance: b.instance.clone(),

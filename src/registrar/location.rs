@@ -2,7 +2,14 @@
 //! map, so REGISTERs for different phones rarely touch the same lock) and in the store for
 //! durability. Expiry runs from a min-heap of (expiry, key): the sweeper pops only what is due, so
 //! its cost grows with what expires, not with what exists. A refresh leaves its old heap entry
-//! behind; popping it finds the binding's expiry moved and drops it.
+//! behind; popping it finds the binding's expiry moved and drops it. A heap entry is 32 bytes: the
+//! expiry, the address of record (an `Arc` shared with the table) and the [`Tag`] of the binding's
+//! key (two keys of one address of record with equal tags *and* equal expiries would be confused:
+//! probability ~2^-64).
+//!
+//! Start-up ([`LocationTable::restore`]) takes the bindings the journal recovered, shares one
+//! `Arc` per address of record between the table and the heap, counts the gauges once, and builds
+//! the heap in one O(n) step.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -11,16 +18,19 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use super::binding::{AddressOfRecord, Binding, BindingView, TransportKind};
+use super::binding::{AddressOfRecord, Binding, BindingView, Tag, TransportKind};
 use super::rules::{Changes, Removal};
 use crate::directory::journal::BindingRow;
 use crate::directory::store::{Completion, Store, StoreOp};
 use crate::events::{Event, EventBus};
 use crate::metrics::{Metrics, TransportLabel, TransportLabels};
 
+/// When a binding is due: (expiry, address of record, tag of its key), soonest first.
+type Due = Reverse<(u64, AddressOfRecord, Tag)>;
+
 pub struct LocationTable {
     map: DashMap<AddressOfRecord, Vec<Binding>>,
-    expiry: Mutex<BinaryHeap<Reverse<(u64, AddressOfRecord, String)>>>,
+    expiry: Mutex<BinaryHeap<Due>>,
     store: Store,
     events: EventBus,
     metrics: Arc<Metrics>,
@@ -66,32 +76,27 @@ pub fn binding_doc(b: &Binding) -> Vec<u8> {
 }
 
 impl LocationTable {
-    /// Builds the table from the store's bindings, dropping those that expired while we were down.
+    /// Builds the table from the store's bindings, dropping (and deleting) those that expired
+    /// while we were down or cannot be read.
     pub fn restore(
         rows: Vec<BindingRow>,
-        now: u64,
         store: Store,
+        now: u64,
         events: EventBus,
         metrics: Arc<Metrics>,
     ) -> LocationTable {
-        let table =
-            LocationTable { map: DashMap::new(), expiry: Mutex::new(BinaryHeap::new()), store, events, metrics };
-        let mut stale = Vec::new();
-        {
-            let mut heap = table.expiry.lock();
-            for BindingRow { aor, key, expires_at, doc } in rows {
-                match postcard::from_bytes::<Binding>(&doc) {
-                    Ok(b) if expires_at > now => {
-                        let aor = AddressOfRecord(aor);
-                        heap.push(Reverse((b.expires_at, aor.clone(), b.key.clone())));
-                        table.metrics.registrations.get_or_create(&label(b.flow.transport)).inc();
-                        let mut entry = table.map.entry(aor).or_default();
-                        entry.reserve_exact(1);
-                        entry.push(b);
-                    }
-                    _ => stale.push(StoreOp::DeleteBinding { aor, key }),
-                }
-            }
+        let stored = rows.len();
+        let map = DashMap::with_capacity(stored);
+        let table = LocationTable { map, expiry: Mutex::new(BinaryHeap::new()), store, events, metrics };
+        let mut loader =
+            Loader { table: &table, now, due: Vec::with_capacity(stored), stale: Vec::new(), per_transport: [0; 3] };
+        for row in rows {
+            loader.add(row);
+        }
+        let Loader { due, stale, per_transport, .. } = loader;
+        *table.expiry.lock() = BinaryHeap::from(due);
+        for (t, n) in [TransportKind::Udp, TransportKind::Tcp, TransportKind::Tls].into_iter().zip(per_transport) {
+            table.metrics.registrations.get_or_create(&label(t)).inc_by(n);
         }
         if !stale.is_empty() {
             table.store.submit(stale, Completion::None);
@@ -119,19 +124,19 @@ impl LocationTable {
         if !changes.added.is_empty() || !changes.refreshed.is_empty() {
             let mut heap = self.expiry.lock();
             for b in changes.added.iter().chain(&changes.refreshed) {
-                heap.push(Reverse((b.expires_at, aor.clone(), b.key.clone())));
+                heap.push(Reverse((b.expires_at, aor.clone(), Tag::of(&b.key))));
             }
         }
         for b in changes.added.iter().chain(&changes.refreshed) {
             ops.push(StoreOp::PutBinding {
-                aor: aor.0.clone(),
+                aor: aor.0.to_string(),
                 key: b.key.clone(),
                 expires_at: b.expires_at,
                 doc: binding_doc(b),
             });
         }
         for (b, _) in &changes.removed {
-            ops.push(StoreOp::DeleteBinding { aor: aor.0.clone(), key: b.key.clone() });
+            ops.push(StoreOp::DeleteBinding { aor: aor.0.to_string(), key: b.key.clone() });
         }
         for b in &changes.added {
             self.metrics.registrations.get_or_create(&label(b.flow.transport)).inc();
@@ -153,7 +158,7 @@ impl LocationTable {
     fn publish(&self, aor: &AddressOfRecord, changes: &Changes) {
         let ev = |kind: &'static str, b: &Binding| {
             let mut e = Event::new(kind)
-                .with("aor", aor.0.clone())
+                .with("aor", aor.0.to_string())
                 .with("contact", b.contact.clone())
                 .with("transport", b.flow.transport.as_str())
                 .with("source", b.flow.remote.to_string())
@@ -237,7 +242,8 @@ impl LocationTable {
         self.with_aor(aor, |bindings| {
             let (gone, kept): (Vec<Binding>, Vec<Binding>) = bindings.drain(..).partition(|b| pick(b));
             *bindings = kept;
-            let ops = gone.iter().map(|b| StoreOp::DeleteBinding { aor: aor.0.clone(), key: b.key.clone() }).collect();
+            let ops =
+                gone.iter().map(|b| StoreOp::DeleteBinding { aor: aor.0.to_string(), key: b.key.clone() }).collect();
             self.store.submit(ops, done);
             gone
         })
@@ -248,7 +254,7 @@ impl LocationTable {
         for b in removed {
             self.metrics.registrations.get_or_create(&label(b.flow.transport)).dec();
             let mut e = Event::new(cause.event_kind())
-                .with("aor", aor.0.clone())
+                .with("aor", aor.0.to_string())
                 .with("contact", b.contact.clone())
                 .with("source", b.flow.remote.to_string());
             if let Some(d) = &b.device {
@@ -278,15 +284,17 @@ impl LocationTable {
         let mut expired = Vec::new();
         for (at, aor, key) in due {
             let gone = self.with_aor(&aor, |bindings| {
-                let i = bindings.iter().position(|b| b.key == key && b.expires_at == at && at <= now)?;
+                let i = bindings.iter().position(|b| b.expires_at == at && at <= now && Tag::of(&b.key) == key)?;
                 let b = bindings.remove(i);
-                self.store
-                    .submit(vec![StoreOp::DeleteBinding { aor: aor.0.clone(), key: b.key.clone() }], Completion::None);
+                self.store.submit(
+                    vec![StoreOp::DeleteBinding { aor: aor.0.to_string(), key: b.key.clone() }],
+                    Completion::None,
+                );
                 Some(b)
             });
             if let Some(b) = gone {
                 self.metrics.registrations.get_or_create(&label(b.flow.transport)).dec();
-                let mut e = Event::new("expired").with("aor", aor.0.clone()).with("contact", b.contact.clone());
+                let mut e = Event::new("expired").with("aor", aor.0.to_string()).with("contact", b.contact.clone());
                 if let Some(d) = &b.device {
                     e = e.with("mac", d.clone());
                 }
@@ -350,5 +358,34 @@ impl LocationTable {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// The state of [`LocationTable::restore`] while rows stream in.
+struct Loader<'a> {
+    table: &'a LocationTable,
+    now: u64,
+    due: Vec<Due>,
+    stale: Vec<StoreOp>,
+    /// Bindings per transport (udp, tcp, tls), for the gauges.
+    per_transport: [i64; 3],
+}
+
+impl Loader<'_> {
+    fn add(&mut self, row: BindingRow) {
+        let binding = match postcard::from_bytes::<Binding>(&row.doc) {
+            Ok(b) if row.expires_at > self.now => b,
+            _ => {
+                self.stale.push(StoreOp::DeleteBinding { aor: row.aor, key: row.key });
+                return;
+            }
+        };
+        self.per_transport[binding.flow.transport as usize] += 1;
+        let mut entry = self.table.map.entry(AddressOfRecord(row.aor.into())).or_default();
+        // The heap shares the table's `Arc` of the address of record.
+        self.due.push(Reverse((binding.expires_at, entry.key().clone(), Tag::of(&binding.key))));
+        // Most addresses of record hold one binding: no room for more until one comes.
+        entry.reserve_exact(1);
+        entry.push(binding);
     }
 }

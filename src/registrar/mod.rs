@@ -14,6 +14,7 @@
 //!    meanwhile, then 403 Account Suspended.
 
 pub mod binding;
+mod compact;
 pub mod location;
 mod register;
 pub mod rules;

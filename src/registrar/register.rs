@@ -249,7 +249,7 @@ impl Registrar {
         self.events.publish(
             Event::new("rejected")
                 .with("mac", account.mac.to_string())
-                .with("aor", self.aor(extension).0)
+                .with("aor", self.aor(extension).to_string())
                 .with("source", inbound.flow.remote.to_string())
                 .with("reason", reason),
         );

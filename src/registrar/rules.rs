@@ -2,7 +2,7 @@
 //! pure functions over one address of record's bindings, with time passed in. The whole request
 //! applies or none of it does.
 
-use super::binding::{Binding, Flow};
+use super::binding::{intern_user_agent, Binding, Flow, Tag};
 
 /// One contact of a REGISTER, with its granted expiry already decided (0 = remove).
 #[derive(Debug, Clone)]
@@ -176,13 +176,13 @@ fn new_binding(u: &ContactUpdate, facts: &RequestFacts, registered_at: u64) -> B
         instance: u.instance.clone(),
         reg_id: u.reg_id,
         q: u.q,
-        call_id: facts.call_id.clone(),
+        call_id: Tag::of(&facts.call_id),
         cseq: facts.cseq,
-        branch: facts.branch.clone(),
+        branch: Tag::of(&facts.branch),
         expires_at: facts.now + u.expires as u64,
         registered_at,
         flow: facts.flow,
-        user_agent: facts.user_agent.clone(),
+        user_agent: facts.user_agent.as_deref().map(intern_user_agent),
         path: facts.path.clone(),
         device: facts.device.clone(),
         user: facts.user.clone(),
