@@ -124,8 +124,8 @@ impl Dispatcher {
 fn echo_rows(headers: &Headers) -> Headers {
     let mut out = Headers::default();
     for h in headers.iter() {
-        if matches!(h.name.as_str(), "Via" | "From" | "To" | "Call-ID" | "CSeq") {
-            out.push(h.name.clone(), h.value.clone());
+        if matches!(h.name.as_ref(), "Via" | "From" | "To" | "Call-ID" | "CSeq") {
+            out.0.push(h.clone());
         }
     }
     out

@@ -21,6 +21,7 @@
 //! variant name (`404 NotFound`, `423 IntervalTooBrief`, `504 ServerTimeOut`), as an owned
 //! `String`, so the phrases come from the RFC tables in [`reason_phrase`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
@@ -110,7 +111,9 @@ impl fmt::Display for Method {
 /// unknown names as sent; `value` is unfolded (continuation lines joined with one SP) and trimmed.
 #[derive(Debug, Clone)]
 pub struct Header {
-    pub name: String,
+    /// The canonical spelling for every header deskline knows (borrowed, no allocation per
+    /// row: most rows of every request), else the name as sent.
+    pub name: Cow<'static, str>,
     pub value: String,
 }
 
@@ -140,8 +143,8 @@ impl Headers {
     pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let name = name.into();
         let name = match canonical_name(&name) {
-            Some(c) => c.to_owned(),
-            None => name,
+            Some(c) => Cow::Borrowed(c),
+            None => Cow::Owned(name),
         };
         self.0.push(Header { name, value: value.into() });
     }
@@ -315,7 +318,10 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
                     continue;
                 };
                 if let Some(canon @ ("Via" | "From" | "To" | "Call-ID" | "CSeq")) = canonical_name(name) {
-                    out.0.push(Header { name: canon.to_owned(), value: bytes_to_string(trim_lws(&line[colon + 1..])) });
+                    out.0.push(Header {
+                        name: Cow::Borrowed(canon),
+                        value: bytes_to_string(trim_lws(&line[colon + 1..])),
+                    });
                     keep_last = true;
                 }
             }
@@ -488,7 +494,7 @@ fn parse_header_lines(text: &str) -> Result<Vec<Header>, FrameError> {
                     return Err(FrameError::BadHeaderLine);
                 }
                 let name = &line[..name_end];
-                let name = canonical_name(name).map_or_else(|| name.to_owned(), str::to_owned);
+                let name = canonical_name(name).map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed);
                 headers.push(Header { name, value: trim_ws(&line[colon + 1..]).to_owned() });
             }
         }

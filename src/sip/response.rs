@@ -30,7 +30,7 @@ impl ResponseBuilder {
         buf.push_str("\r\n");
         let mut first_via = true;
         for h in headers.iter() {
-            match h.name.as_str() {
+            match h.name.as_ref() {
                 "Via" if first_via => {
                     first_via = false;
                     push_top_via(&mut buf, &h.value, source);

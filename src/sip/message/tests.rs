@@ -60,7 +60,7 @@ fn parses_a_request() {
 fn folding_compact_names_and_lws_before_colon() {
     let msg = b"REGISTER sip:x SIP/2.0\r\nv  : SIP/2.0/UDP h\r\nContact   :\r\n <sip:a@b>\r\n\t;expires=5\r\nAuthorization: Digest username=\"1\",\r\n  realm=\"r\"  \r\nl:0\r\n\r\n";
     let (m, _) = dgram(msg).unwrap();
-    let names: Vec<_> = m.headers.iter().map(|h| h.name.as_str()).collect();
+    let names: Vec<_> = m.headers.iter().map(|h| h.name.as_ref()).collect();
     assert_eq!(names, ["Via", "Contact", "Authorization", "Content-Length"]);
     assert_eq!(m.headers.get("Contact"), Some("<sip:a@b> ;expires=5"));
     assert_eq!(m.headers.get("Authorization"), Some("Digest username=\"1\", realm=\"r\""));
@@ -187,7 +187,7 @@ fn salvage() {
     let msg = b"INVITE sip:user@example.com SIP/2.0\r\nMax-Forwards: 80\r\nTo: sip:j.user@example.com\r\nFrom: sip:caller@example.net;tag=9\r\nCall-ID: clerr.0ha\r\nCSeq: 8 INVITE\r\nv: SIP/2.0/UDP host5.example.com;\r\n branch=z9hG4bK-39234\r\nContent-Length: 9999\r\n\r\nv=0\r\n";
     assert_eq!(dgram(msg).unwrap_err(), FrameError::ContentLengthTooLarge);
     let h = salvage_request_headers(msg).unwrap();
-    let names: Vec<_> = h.iter().map(|h| h.name.as_str()).collect();
+    let names: Vec<_> = h.iter().map(|h| h.name.as_ref()).collect();
     assert_eq!(names, ["To", "From", "Call-ID", "CSeq", "Via"]);
     assert_eq!(h.get("Via"), Some("SIP/2.0/UDP host5.example.com; branch=z9hG4bK-39234"));
     assert!(salvage_request_headers(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n\r\n").is_none());
