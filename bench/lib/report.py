@@ -74,13 +74,13 @@ def main():
     out = []
     p = out.append
     store_mode = ("fsync'd (bindings_fsync = true)" if os.environ.get("BINDINGS_FSYNC") == "1" else
-                  "synchronous=NORMAL (server default: survive a crash of deskline, not a power loss)")
+                  "written to the OS, not fsync'd (server default: survive a crash of deskline, not a power loss)")
     p(f"# deskline vs Kamailio: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     p(f"* command: `{a.cmd}`")
     p(f"* machine: {os.cpu_count()} CPUs (`nproc`), {model}, kernel {platform.release()}, load average at the end "
       f"{open('/proc/loadavg').read().split()[0]}")
     p(f"* deskline: `{tool_version('cd ' + os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + ' && ./target/release/deskline --version')}`"
-      f" (release build, durable store on: SQLite WAL, group commit; binding commits "
+      f" (release build, durable store on: bindings journal + SQLite directory, group commit; bindings "
       f"{store_mode}), peer: `{tool_version('kamailio -v')}`,"
       f" load: `{tool_version('sipp -v 2>&1 | grep -m1 SIPp')}`")
     p(f"* raw data: {a.dir} (copied to bench/results/ with this file's stamp)\n")
