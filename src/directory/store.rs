@@ -42,13 +42,15 @@ pub enum StoreError {
     WriterGone,
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("record too large to store: {0}")]
+    TooLarge(String),
 }
 
 impl StoreOp {
-    /// Bindings are soft state (phones refresh them), and so is a device's last contact;
-    /// everything else is the directory.
+    /// A device's last contact is soft state (phones refresh it): written without an fsync of
+    /// its own, like the bindings. Everything else in SQLite is the directory.
     fn is_soft(&self) -> bool {
-        matches!(self, StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. } | StoreOp::PutDeviceSoft { .. })
+        matches!(self, StoreOp::PutDeviceSoft { .. })
     }
 
     /// A write of the bindings journal.

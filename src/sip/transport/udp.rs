@@ -111,11 +111,20 @@ impl UdpListener {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here on some systems: not fatal.
+                // ICMP errors from earlier sends surface here on some systems: not fatal.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused
+                            | std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
                     tracing::debug!(error = %e, "udp receive error");
                     continue;
                 }
+                // Anything else would fail again at once: stop rather than spin.
+                Err(e) => return Err(e),
             };
             streak += 1;
             if len > MAX_MESSAGE_SIZE {
