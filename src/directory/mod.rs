@@ -4,6 +4,7 @@
 //! request). Every change is made durable in the store first and applied in memory after, one change
 //! at a time (a writer mutex), so memory never shows a state the store does not hold.
 
+mod binding_lane;
 pub mod bulk;
 mod import;
 pub mod journal;

@@ -2,10 +2,11 @@
 //! devices, tokens, audit log), and the bindings journal (`journal.rs`) holding the location
 //! table's bindings.
 //!
-//! Two writer threads, one per kind: the directory's commits are fsync'd and may be large (a batch
-//! deactivation writes thousands of rows), and a REGISTER must never queue behind them. Each
-//! kind keeps its submissions' order; across kinds, callers that need an order wait for the first
-//! write before submitting the second (as the actions do).
+//! Two writers, one per kind: the directory's commits are fsync'd and may be large (a batch
+//! deactivation writes thousands of rows), and a REGISTER must never queue behind them. The
+//! directory has a writer thread; the bindings are written by their submitters (`binding_lane.rs`).
+//! Each kind keeps its submissions' order; across kinds, callers that need an order wait for the
+//! first write before submitting the second (as the actions do).
 //!
 //! Durability: a commit that holds any directory change runs with `synchronous=FULL` (fsync'd:
 //! survives power loss). Bindings (and soft device state) are written to the operating system
@@ -17,9 +18,9 @@
 //! survive kill -9 and power loss), its file format has been stable for decades (no upgrade hazard
 //! as with redb's format breaks), and operators can inspect it with `sqlite3`.
 //!
-//! Group commit: every write goes to its writer thread through a channel. The thread takes
-//! whatever has queued up, writes it all at once (one transaction, one fsync; or one journal
-//! append), and only then runs each submitter's completion. A REGISTER therefore gets its 200 OK
+//! Group commit: every write is queued. A writer takes whatever has queued up, writes it all at
+//! once (one transaction, one fsync; or one journal append), and only then runs each submitter's
+//! completion. A REGISTER therefore gets its 200 OK
 //! only once its binding is durable, without paying a write of its own. Submissions are applied in
 //! the order they were made, so a binding removal queued after an insert always wins.
 
@@ -31,6 +32,7 @@ use std::time::Instant;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
+use super::binding_lane::BindingLane;
 use super::journal::{BindingJournal, BindingRow};
 use crate::metrics::Metrics;
 
@@ -129,7 +131,7 @@ pub enum Completion {
 }
 
 impl Completion {
-    fn finish(self, result: Result<(), StoreError>) {
+    pub(super) fn finish(self, result: Result<(), StoreError>) {
         match self {
             Completion::None => {}
             Completion::Notify(tx) => {
@@ -140,9 +142,9 @@ impl Completion {
     }
 }
 
-struct Submission {
-    ops: Vec<StoreOp>,
-    done: Completion,
+pub(super) struct Submission {
+    pub(super) ops: Vec<StoreOp>,
+    pub(super) done: Completion,
 }
 
 /// What the store held at start-up that is read whole. Users and devices are not in it: there
@@ -173,7 +175,7 @@ impl Table {
 
 fn spawn_writer(
     name: &str,
-    writer: impl BatchWriter + Send + 'static,
+    writer: DirectoryWriter,
     metrics: Arc<Metrics>,
     backlog: Arc<std::sync::atomic::AtomicUsize>,
 ) -> Result<mpsc::Sender<Submission>, StoreError> {
@@ -201,8 +203,8 @@ pub struct AuditEntry {
 pub struct Store {
     /// The directory's writer thread (SQLite).
     tx: mpsc::Sender<Submission>,
-    /// The bindings' writer thread (the journal).
-    bindings_tx: mpsc::Sender<Submission>,
+    /// The bindings' journal and its queue.
+    bindings: BindingLane,
     /// Submissions queued or being written: how far the writer is behind.
     backlog: Arc<std::sync::atomic::AtomicUsize>,
     reader: Arc<parking_lot::Mutex<Connection>>,
@@ -246,20 +248,30 @@ impl Store {
         let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let directory_writer = DirectoryWriter { conn: writer, full_sync: true, bindings_fsync };
         let tx = spawn_writer("store-writer", directory_writer, metrics.clone(), backlog.clone())?;
-        let bindings_tx = spawn_writer("binding-writer", BindingWriter(journal), metrics, backlog.clone())?;
+        let bindings = BindingLane::start(journal, metrics, backlog.clone(), bindings_fsync)?;
         let reader = Arc::new(parking_lot::Mutex::new(reader));
-        Ok((Store { tx, bindings_tx, backlog, reader, path }, snapshot))
+        Ok((Store { tx, bindings, backlog, reader, path }, snapshot))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Queues writes; `done` runs once they are durable. Never blocks. A submission of bindings
-    /// only (or of nothing: a barrier behind the bindings queued before it) goes to the bindings'
-    /// writer; anything else to the directory's. No caller mixes the two: if one did, its
-    /// bindings would be queued first and its completion would wait for the directory part only.
+    /// Queues writes and has them written; `done` runs once they are durable, possibly on this
+    /// thread before `submit` returns (so never call it holding a lock that `done` takes: see
+    /// [`enqueue`](Self::enqueue)). Never waits on a disk flush.
     pub fn submit(&self, ops: Vec<StoreOp>, done: Completion) {
+        self.enqueue(ops, done);
+        self.write_pending_bindings();
+    }
+
+    /// Queues writes without writing bindings on this thread: for callers holding a lock, who
+    /// must call [`write_pending_bindings`](Self::write_pending_bindings) once they released it.
+    /// A submission of bindings only (or of nothing: a barrier behind the bindings queued before
+    /// it) goes to the bindings' journal; anything else to the directory's writer. No caller mixes
+    /// the two: if one did, its bindings would be queued first and its completion would wait for
+    /// the directory part only.
+    pub fn enqueue(&self, ops: Vec<StoreOp>, done: Completion) {
         let (bindings, directory): (Vec<StoreOp>, Vec<StoreOp>) = if ops.iter().all(StoreOp::is_binding) {
             (ops, Vec::new())
         } else if ops.iter().any(StoreOp::is_binding) {
@@ -268,17 +280,22 @@ impl Store {
             (Vec::new(), ops)
         };
         if directory.is_empty() {
-            return self.send(&self.bindings_tx, Submission { ops: bindings, done });
+            return self.bindings.push(Submission { ops: bindings, done });
         }
         if !bindings.is_empty() {
-            self.send(&self.bindings_tx, Submission { ops: bindings, done: Completion::None });
+            self.bindings.push(Submission { ops: bindings, done: Completion::None });
         }
-        self.send(&self.tx, Submission { ops: directory, done });
+        self.send_to_directory(Submission { ops: directory, done });
     }
 
-    fn send(&self, queue: &mpsc::Sender<Submission>, sub: Submission) {
+    /// Writes the bindings queued by [`enqueue`](Self::enqueue) (see `binding_lane.rs`).
+    pub fn write_pending_bindings(&self) {
+        self.bindings.write_pending();
+    }
+
+    fn send_to_directory(&self, sub: Submission) {
         self.backlog.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Err(mpsc::SendError(sub)) = queue.send(sub) {
+        if let Err(mpsc::SendError(sub)) = self.tx.send(sub) {
             self.backlog.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             sub.done.finish(Err(StoreError::WriterGone));
         }
@@ -349,11 +366,6 @@ fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
 /// Largest number of submissions folded into one commit.
 const MAX_BATCH: usize = 4096;
 
-/// What a writer thread does with one gathered batch.
-trait BatchWriter {
-    fn write(&mut self, batch: &[Submission]) -> Result<(), StoreError>;
-}
-
 /// The directory's writer: one SQLite transaction per batch.
 struct DirectoryWriter {
     conn: Connection,
@@ -362,7 +374,7 @@ struct DirectoryWriter {
     bindings_fsync: bool,
 }
 
-impl BatchWriter for DirectoryWriter {
+impl DirectoryWriter {
     fn write(&mut self, batch: &[Submission]) -> Result<(), StoreError> {
         let ops = || batch.iter().flat_map(|s| s.ops.iter());
         let needs_full = self.bindings_fsync || ops().any(|op| !op.is_soft());
@@ -381,29 +393,11 @@ impl BatchWriter for DirectoryWriter {
     }
 }
 
-/// The bindings' writer: one journal append per batch.
-struct BindingWriter(BindingJournal);
-
-impl BatchWriter for BindingWriter {
-    fn write(&mut self, batch: &[Submission]) -> Result<(), StoreError> {
-        let journalled = batch.iter().flat_map(|s| s.ops.iter()).try_for_each(|op| match op {
-            StoreOp::PutBinding { aor, key, expires_at, doc } => self.0.put(aor, key, *expires_at, doc),
-            StoreOp::DeleteBinding { aor, key } => self.0.delete(aor, key),
-            other => Err(StoreError::Database(format!("not a binding write: {other:?}"))),
-        });
-        if let Err(e) = journalled {
-            self.0.discard();
-            return Err(e);
-        }
-        self.0.flush()
-    }
-}
-
 /// A writer thread: takes whatever has queued up, writes it as one batch, then runs each
 /// submitter's completion. While one batch is written the next gathers, so under load one write
 /// carries many submissions and at low load nothing waits.
 fn writer_loop(
-    mut writer: impl BatchWriter,
+    mut writer: DirectoryWriter,
     rx: mpsc::Receiver<Submission>,
     metrics: Arc<Metrics>,
     backlog: Arc<std::sync::atomic::AtomicUsize>,
@@ -449,7 +443,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> Result<(), StoreError>
         StoreOp::DeleteDevice { mac } => {
             tx.prepare_cached("DELETE FROM devices WHERE mac = ?1")?.execute(params![mac])?;
         }
-        // Written to the journal by `write_batch`.
+        // Written to the journal by `binding_lane.rs`.
         StoreOp::PutBinding { .. } | StoreOp::DeleteBinding { .. } => {}
         StoreOp::PutToken { hash, doc } => {
             tx.prepare_cached("INSERT OR REPLACE INTO tokens (hash, doc) VALUES (?1, ?2)")?

@@ -105,7 +105,8 @@ impl LocationTable {
     }
 
     /// Runs `f` on the bindings of `aor` while holding its lock. Keep `f` short and never await in
-    /// it; whatever must be ordered with other changes of this AOR (the store write) goes inside.
+    /// it; whatever must be ordered with other changes of this AOR (the store write) is queued
+    /// inside, and written once the lock is released (so completions never run under it).
     pub fn with_aor<R>(&self, aor: &AddressOfRecord, f: impl FnOnce(&mut Vec<Binding>) -> R) -> R {
         let mut entry = self.map.entry(aor.clone()).or_default();
         let result = f(entry.value_mut());
@@ -114,6 +115,7 @@ impl LocationTable {
         if empty {
             self.map.remove_if(aor, |_, v| v.is_empty());
         }
+        self.store.write_pending_bindings();
         result
     }
 
@@ -144,12 +146,8 @@ impl LocationTable {
         for (b, _) in &changes.removed {
             self.metrics.registrations.get_or_create(&label(b.flow.transport)).dec();
         }
-        if ops.is_empty() {
-            // Nothing to write, but the answer must still wait for anything queued before it.
-            self.store.submit(Vec::new(), done);
-        } else {
-            self.store.submit(ops, done);
-        }
+        // With nothing to write, the answer must still wait for anything queued before it.
+        self.store.enqueue(ops, done);
         if self.events.has_listeners() {
             self.publish(aor, changes);
         }
@@ -244,7 +242,7 @@ impl LocationTable {
             *bindings = kept;
             let ops =
                 gone.iter().map(|b| StoreOp::DeleteBinding { aor: aor.0.to_string(), key: b.key.clone() }).collect();
-            self.store.submit(ops, done);
+            self.store.enqueue(ops, done);
             gone
         })
     }
@@ -286,7 +284,7 @@ impl LocationTable {
             let gone = self.with_aor(&aor, |bindings| {
                 let i = bindings.iter().position(|b| b.expires_at == at && at <= now && Tag::of(&b.key) == key)?;
                 let b = bindings.remove(i);
-                self.store.submit(
+                self.store.enqueue(
                     vec![StoreOp::DeleteBinding { aor: aor.0.to_string(), key: b.key.clone() }],
                     Completion::None,
                 );

@@ -1,0 +1,239 @@
+//! The bindings' group commit, done by whoever submits.
+//!
+//! A REGISTER's binding must reach the journal before its 200 OK goes out. Handing each write to
+//! a writer thread costs a thread wake-up (a futex call and a context switch) per REGISTER, which
+//! profiling showed was a large share of the REGISTER path's CPU. So by default there is no such
+//! thread: a submitter queues its write, then, if no other thread is writing, takes the journal
+//! and writes everything queued as one batch, and runs the batch's completions once the journal
+//! is released. A submitter that finds another thread writing just returns: that thread looks at
+//! the queue again after its batch, so the write is carried by the next batch (group commit, as
+//! with a writer thread, and nothing is left behind). Submissions are queued in the order they
+//! are made, and batches are written one at a time, in queue order.
+//!
+//! With `[store] bindings_fsync` a write includes an `fdatasync` taking milliseconds, which no
+//! caller (a UDP receive thread, a tokio worker) should wait on: then a thread of its own writes.
+//!
+//! Callers that hold a lock when they submit (the registrar, under an address of record's lock)
+//! only queue ([`BindingLane::push`]) and call [`BindingLane::write_pending`] once they have
+//! released it, so completions (which send answers) never run under their lock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::journal::BindingJournal;
+use super::store::{StoreError, StoreOp, Submission};
+use crate::metrics::Metrics;
+
+/// Where the bindings' writes go, and who writes them. Cheap to clone (the store's handles each
+/// hold one).
+#[derive(Clone)]
+pub(super) struct BindingLane {
+    state: Arc<LaneState>,
+    /// With fsync on: wakes the writer thread. When every handle is gone, the thread writes what
+    /// is left and ends.
+    kick: Option<mpsc::Sender<()>>,
+}
+
+struct LaneState {
+    queue: Mutex<Vec<Submission>>,
+    journal: Mutex<BindingJournal>,
+    metrics: Arc<Metrics>,
+    /// Submissions not yet durable, shared with the directory's writer.
+    backlog: Arc<AtomicUsize>,
+}
+
+impl BindingLane {
+    /// A lane writing on the submitters' threads, or, when `own_thread`, on a thread of its own.
+    pub(super) fn start(
+        journal: BindingJournal,
+        metrics: Arc<Metrics>,
+        backlog: Arc<AtomicUsize>,
+        own_thread: bool,
+    ) -> Result<BindingLane, StoreError> {
+        let state =
+            Arc::new(LaneState { queue: Mutex::new(Vec::new()), journal: Mutex::new(journal), metrics, backlog });
+        if !own_thread {
+            return Ok(BindingLane { state, kick: None });
+        }
+        let (kick, kicked) = mpsc::channel::<()>();
+        let writer = state.clone();
+        std::thread::Builder::new()
+            .name("binding-writer".into())
+            .spawn(move || {
+                while kicked.recv().is_ok() {
+                    while kicked.try_recv().is_ok() {}
+                    writer.write_queued();
+                }
+                writer.write_queued();
+            })
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(BindingLane { state, kick: Some(kick) })
+    }
+
+    /// Queues a submission; it is written by the next [`write_pending`](Self::write_pending).
+    pub(super) fn push(&self, sub: Submission) {
+        self.state.backlog.fetch_add(1, Ordering::Relaxed);
+        self.state.queue.lock().push(sub);
+    }
+
+    /// Writes what is queued, on this thread unless another is already writing (it will carry
+    /// it) or the lane has a thread of its own (woken here).
+    pub(super) fn write_pending(&self) {
+        match &self.kick {
+            // The thread only ends once every handle (this one too) is gone.
+            Some(kick) => drop(kick.send(())),
+            None => self.state.write_queued(),
+        }
+    }
+}
+
+impl LaneState {
+    fn write_queued(&self) {
+        loop {
+            let Some(mut journal) = self.journal.try_lock() else {
+                // The writing thread looks at the queue again once it releases the journal.
+                return;
+            };
+            let batch = std::mem::take(&mut *self.queue.lock());
+            if batch.is_empty() {
+                drop(journal);
+                // Whatever was queued after the look above, its submitter found the journal taken
+                // and left it to this thread.
+                if self.queue.lock().is_empty() {
+                    return;
+                }
+                continue;
+            }
+            let started = Instant::now();
+            let result = write_batch(&mut journal, &batch);
+            drop(journal);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "bindings journal write failed; {} submissions refused", batch.len());
+            }
+            self.metrics.store_commit_latency.observe(started.elapsed().as_secs_f64());
+            self.metrics.store_batch_size.observe(batch.iter().map(|s| s.ops.len()).sum::<usize>() as f64);
+            let done = batch.len();
+            for sub in batch {
+                sub.done.finish(result.clone());
+            }
+            self.backlog.fetch_sub(done, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One journal append for the whole batch; on failure none of it counts.
+fn write_batch(journal: &mut BindingJournal, batch: &[Submission]) -> Result<(), StoreError> {
+    let journalled = batch.iter().flat_map(|s| s.ops.iter()).try_for_each(|op| match op {
+        StoreOp::PutBinding { aor, key, expires_at, doc } => journal.put(aor, key, *expires_at, doc),
+        StoreOp::DeleteBinding { aor, key } => journal.delete(aor, key),
+        other => Err(StoreError::Database(format!("not a binding write: {other:?}"))),
+    });
+    if let Err(e) = journalled {
+        journal.discard();
+        return Err(e);
+    }
+    journal.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::directory::store::{Completion, Store};
+
+    fn put(aor: &str, key: String) -> StoreOp {
+        StoreOp::PutBinding { aor: aor.into(), key, expires_at: u64::MAX, doc: vec![7] }
+    }
+
+    fn flag_on_success(flag: &Arc<AtomicBool>) -> Completion {
+        let flag = flag.clone();
+        Completion::Callback(Box::new(move |r| flag.store(r.is_ok(), Ordering::SeqCst)))
+    }
+
+    #[test]
+    fn a_lone_submitter_writes_on_its_own_thread_and_enqueue_waits_for_write_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open_with(dir.path(), Arc::new(Metrics::new()), false).unwrap();
+        let written = Arc::new(AtomicBool::new(false));
+        store.submit(vec![put("a", "k1".into())], flag_on_success(&written));
+        assert!(written.load(Ordering::SeqCst), "no other writer: the submitter wrote it before returning");
+
+        let queued = Arc::new(AtomicBool::new(false));
+        store.enqueue(vec![put("a", "k2".into())], flag_on_success(&queued));
+        assert!(!queued.load(Ordering::SeqCst), "enqueue alone writes nothing");
+        assert_eq!(store.backlog(), 1);
+        store.write_pending_bindings();
+        assert!(queued.load(Ordering::SeqCst));
+        assert_eq!(store.backlog(), 0);
+        drop(store);
+        let (_, snap) = Store::open_with(dir.path(), Arc::new(Metrics::new()), false).unwrap();
+        assert_eq!(snap.bindings.len(), 2);
+    }
+
+    #[test]
+    fn concurrent_submitters_all_complete_and_every_write_is_kept_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open_with(dir.path(), Arc::new(Metrics::new()), false).unwrap();
+        let completed = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (store, completed) = (store.clone(), completed.clone());
+                std::thread::spawn(move || {
+                    for i in 0..500 {
+                        let aor = format!("t{t}");
+                        let done = completed.clone();
+                        let done = Completion::Callback(Box::new(move |r| {
+                            assert!(r.is_ok());
+                            done.fetch_add(1, Ordering::SeqCst);
+                        }));
+                        // Each thread puts a key then removes the previous one: only the last stays.
+                        let mut ops = vec![put(&aor, format!("k{i}"))];
+                        if i > 0 {
+                            ops.push(StoreOp::DeleteBinding { aor: aor.clone(), key: format!("k{}", i - 1) });
+                        }
+                        store.submit(ops, done);
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(completed.load(Ordering::SeqCst), 2000, "no submission left behind");
+        assert_eq!(store.backlog(), 0);
+        drop(store);
+        let (_, snap) = Store::open_with(dir.path(), Arc::new(Metrics::new()), false).unwrap();
+        let mut kept: Vec<_> = snap.bindings.iter().map(|b| (b.aor.clone(), b.key.clone())).collect();
+        kept.sort();
+        let expected: Vec<_> = (0..4).map(|t| (format!("t{t}"), "k499".to_string())).collect();
+        assert_eq!(kept, expected);
+    }
+
+    #[test]
+    fn with_fsync_a_thread_of_its_own_writes_and_finishes_the_queue_when_the_store_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open_with(dir.path(), Arc::new(Metrics::new()), true).unwrap();
+        for i in 0..100 {
+            store.submit(vec![put("a", format!("k{i}"))], Completion::None);
+        }
+        drop(store);
+        // The writer thread ends after writing what was queued: wait until the journal stops growing.
+        let size = || -> u64 {
+            std::fs::read_dir(dir.path().join("bindings")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+        };
+        let mut last = (0, 0);
+        for _ in 0..400 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let now = size();
+            last = if now == last.0 && now > 0 { (now, last.1 + 1) } else { (now, 0) };
+            if last.1 >= 10 {
+                break;
+            }
+        }
+        let (_, rows) = BindingJournal::open(&dir.path().join("bindings"), 0, false).unwrap();
+        let seen = rows.len();
+        assert_eq!(seen, 100);
+    }
+}
