@@ -248,6 +248,46 @@ async fn replayed_authorization_is_refused_and_next_nc_accepted() {
     assert_eq!(next.status(), Some(200), "nc=2 on the same nonce:\n{}", next.raw);
 }
 
+/// Over UDP a phone resends a request whose answer it lost, byte for byte. The copy must be answered
+/// like the first (200), even once the binding was refreshed by another Call-ID meanwhile; a copy
+/// changed in any way (here its Contact) is a replay and refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byte_identical_retransmission_is_answered_like_the_first_and_a_changed_copy_is_not() {
+    let e = env().await;
+    let mut ua = udp(&e).await;
+    let ch = fresh_challenge(&mut ua).await;
+    let uri = ua.request_uri.clone();
+    let contact = ua.local_contact(EXT);
+    let auth1 = digest::authorization(&ch, SIP_USER, SIP_PASS, "REGISTER", &uri, 1, &digest::new_cnonce());
+    let headers = vec![
+        ("Contact".to_string(), contact.clone()),
+        ("Expires".to_string(), "600".to_string()),
+        ("Authorization".to_string(), auth1),
+    ];
+    let (first, branch) = ua.build_request("REGISTER", &uri, &aor(EXT), &aor(EXT), &headers, b"");
+    ua.send_raw(first.as_bytes()).await;
+    let ok = ua.wait_response(&branch, "REGISTER").await.expect("an answer to the first copy");
+    assert_eq!(ok.status(), Some(200), "first copy:\n{}", ok.raw);
+
+    // The same contact refreshed under another Call-ID and nonce (as when a phone restarts).
+    ua.new_call_id();
+    let ch2 = fresh_challenge(&mut ua).await;
+    let other = register_authed(&mut ua, &ch2, 1, &[("Contact", contact.clone()), ("Expires", "600".into())]).await;
+    assert_eq!(other.status(), Some(200), "new Call-ID:\n{}", other.raw);
+
+    ua.send_raw(first.as_bytes()).await;
+    let again = ua.wait_response(&branch, "REGISTER").await.expect("an answer to the retransmission");
+    assert_eq!(again.status(), Some(200), "a retransmission must be answered like the first copy:\n{}", again.raw);
+
+    let hijack = first.replace(&contact, &fake_contact(9));
+    assert_ne!(hijack, first);
+    ua.send_raw(hijack.as_bytes()).await;
+    let refused = ua.wait_response(&branch, "REGISTER").await.expect("an answer to the changed copy");
+    assert_eq!(refused.status(), Some(401), "a changed copy of a used Authorization:\n{}", refused.raw);
+    let regs = bindings(&e.admin, EXT).await;
+    assert_eq!(regs.len(), 1, "only the phone's own contact: {regs:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_nonce_gets_stale_challenge() {
     let e = env_with(|cfg| toml_set(cfg, "sip", "nonce_lifetime", "10")).await;

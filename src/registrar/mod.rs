@@ -4,8 +4,9 @@
 //! Order of checks for a REGISTER (each answer is final):
 //! 1. throttled source → 503 + Retry-After; Request-URI not ours → 404; To not a SIP URI → 400,
 //!    To not in our domain → 404;
-//! 2. no usable credentials → 401 (SHA-256 and MD5 challenges); stale or replayed → 401 stale;
-//!    wrong secret or unknown device → 403, the same for both;
+//! 2. no usable credentials → 401 (SHA-256 and MD5 challenges); stale or replayed → 401 stale
+//!    (a byte-identical retransmission is not a replay: `sip/auth.rs`); wrong secret or unknown
+//!    device → 403, the same for both;
 //! 3. the device is not assigned to the To extension → 403;
 //! 4. `*` misuse → 400; an expiry under `min_expires` → 423 + Min-Expires;
 //! 5. under the address of record's lock: the user is suspended → 403 Account Suspended; the

@@ -46,8 +46,6 @@ impl Refusal {
 /// What the authentication step concluded.
 struct Authenticated {
     account: SipAccount,
-    /// The nonce-count was seen before: only a retransmission may pass.
-    replayed: bool,
 }
 
 impl Registrar {
@@ -126,8 +124,7 @@ impl Registrar {
             return Err(self.response_bytes(req, inbound, r));
         }
         match self.authenticate(req, inbound, now) {
-            Ok(a) if !a.replayed => Ok(a.account),
-            Ok(_) => Err(self.response_bytes(req, inbound, self.challenge(now, true))),
+            Ok(a) => Ok(a.account),
             Err(r) => Err(self.response_bytes(req, inbound, r)),
         }
     }
@@ -150,28 +147,30 @@ impl Registrar {
         let Some(creds) = creds else { return Err(self.challenge(now, false)) };
         let method = req.method.as_str();
         let account = self.directory.sip_account(&creds.username);
+        let print = self.auth.fingerprint(request_parts(req));
         let mut verdict = match &account {
-            Some(a) => self.auth.verify(&creds, method, a.secret.expose(), now),
+            Some(a) => self.auth.verify(&creds, method, a.secret.expose(), now, print),
             None => self.auth.verify_unknown(&creds, method),
         };
         let mut used_previous = false;
         if verdict == Verdict::Invalid {
             if let Some(prev) = account.as_ref().and_then(|a| a.previous_secret.as_ref()) {
-                verdict = self.auth.verify(&creds, method, prev.expose(), now);
+                verdict = self.auth.verify(&creds, method, prev.expose(), now, print);
                 used_previous = true;
             }
         }
         match (verdict, account) {
-            (Verdict::Valid | Verdict::Replayed, Some(account)) => {
+            // A retransmission is answered as its first copy was: processed again, to the same end.
+            (Verdict::Valid | Verdict::Retransmission, Some(account)) => {
                 if !used_previous && account.previous_secret.is_some() {
                     self.retire_previous(&account);
                 }
                 if account.resync_pending {
                     self.clear_resync_pending(&account);
                 }
-                Ok(Authenticated { account, replayed: verdict == Verdict::Replayed })
+                Ok(Authenticated { account })
             }
-            (Verdict::Stale, _) => Err(self.challenge(now, true)),
+            (Verdict::Stale | Verdict::Replayed, _) => Err(self.challenge(now, true)),
             (Verdict::UnknownNonce, _) => Err(self.challenge(now, false)),
             _ => {
                 self.throttle.failed(inbound.flow.remote.ip());
@@ -281,9 +280,6 @@ impl Registrar {
         let key = aor.clone();
         let outcome = self.location.with_aor(&key, move |bindings| {
             let refusal = match self.directory.extension_state(&extension) {
-                ExtensionState::Active if auth.replayed && !is_retransmission(bindings, &facts) => {
-                    Some(self.challenge(now, true))
-                }
                 ExtensionState::Active => None,
                 ExtensionState::Suspended => Some(self.suspended()),
                 ExtensionState::Unknown => Some(Refusal::new(403)),
@@ -347,8 +343,10 @@ impl Registrar {
     }
 }
 
-/// Whether the request repeats the one that set a binding (same Call-ID, CSeq and branch).
-fn is_retransmission(bindings: &[Binding], facts: &RequestFacts) -> bool {
-    !facts.branch.is_empty()
-        && bindings.iter().any(|b| b.call_id == facts.call_id && b.cseq == facts.cseq && b.branch == facts.branch)
+/// What a request's fingerprint covers: all of it but the framing.
+fn request_parts(req: &Request) -> impl Iterator<Item = &[u8]> {
+    [req.method.as_str().as_bytes(), req.uri_text.as_bytes()]
+        .into_iter()
+        .chain(req.headers.iter().flat_map(|h| [h.name.as_bytes(), h.value.as_bytes()]))
+        .chain(std::iter::once(&req.body[..]))
 }

@@ -8,11 +8,21 @@
 //! a slot in a fixed ring of atomics holding (nonce serial, highest nc seen); an nc that does not
 //! grow is a replay, and a nonce whose slot was reused by a newer one is treated as stale. Memory is
 //! fixed, lookups O(1), and nothing needs sweeping.
+//!
+//! Retransmissions: over UDP a phone resends a request whose answer it did not get, byte for byte.
+//! Its nonce-count is then already used, yet it is no attack and must be answered as the first
+//! copy was (RFC 3261 §17.2.2), or the phone's registration fails. So each slot also keeps a
+//! fingerprint of the whole request that last advanced its count (a keyed SipHash of the method,
+//! URI, every header and the body): the same count with the same fingerprint is
+//! [`Verdict::Retransmission`]. An attacker replaying a captured request changed in any way (its
+//! Contact, say) gets a different fingerprint, and is refused as a replay.
 
+use std::hash::Hasher as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use md5::{Digest, Md5};
 use sha2::Sha256;
+use siphasher::sip::SipHasher13;
 use siphasher::sip128::{Hasher128 as _, SipHasher24};
 use subtle::ConstantTimeEq;
 
@@ -28,8 +38,10 @@ const SLOTS: usize = 1 << 20;
 pub enum Verdict {
     /// The response is right and the nonce-count is new.
     Valid,
-    /// The response is right but its nonce-count was already used: a replay or a retransmission.
+    /// The response is right but its nonce-count was already used by another request: a replay.
     Replayed,
+    /// The very request that used this nonce-count, again (same fingerprint): a retransmission.
+    Retransmission,
     /// The nonce is ours but too old (or its slot was reused): challenge again with `stale=true`.
     Stale,
     /// The nonce is not one of ours (another realm, a restart, a forgery): challenge afresh.
@@ -45,6 +57,10 @@ pub struct DigestAuthority {
     lifetime: u64,
     serial: AtomicU64,
     slots: Box<[AtomicU64]>,
+    /// Beside each slot: the fingerprint of the request that set its count (0 when none did).
+    prints: Box<[AtomicU64]>,
+    /// SipHash keyed with a second secret, for request fingerprints.
+    print_key: SipHasher13,
     algorithms: Vec<DigestAlgorithm>,
 }
 
@@ -59,12 +75,17 @@ impl DigestAuthority {
         let mut key = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
         let slots = (0..SLOTS).map(|_| AtomicU64::new(u64::MAX)).collect::<Vec<_>>().into_boxed_slice();
+        let prints = (0..SLOTS).map(|_| AtomicU64::new(0)).collect::<Vec<_>>().into_boxed_slice();
+        let mut print_key = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut print_key);
         DigestAuthority {
             realm: realm.to_owned(),
             keyed: SipHasher24::new_with_key(&key),
             lifetime: lifetime_secs as u64,
             serial: AtomicU64::new(rand::random::<u32>() as u64),
             slots,
+            prints,
+            print_key: SipHasher13::new_with_key(&print_key),
             algorithms,
         }
     }
@@ -77,7 +98,9 @@ impl DigestAuthority {
     pub fn nonce(&self, now: u64) -> String {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         // Slot layout: serial (low 40 bits) << 24 | nc (24 bits). A fresh nonce has nc 0.
-        self.slots[(serial as usize) & (SLOTS - 1)].store((serial & 0xff_ffff_ffff) << 24, Ordering::Relaxed);
+        let slot = (serial as usize) & (SLOTS - 1);
+        self.slots[slot].store((serial & 0xff_ffff_ffff) << 24, Ordering::Relaxed);
+        self.prints[slot].store(0, Ordering::Relaxed);
         let mut body = [0u8; 16];
         body[..8].copy_from_slice(&now.to_be_bytes());
         body[8..].copy_from_slice(&serial.to_be_bytes());
@@ -132,8 +155,21 @@ impl DigestAuthority {
             .collect()
     }
 
-    /// Checks credentials against a password; `method` is the request's method.
-    pub fn verify(&self, creds: &DigestCredentials, method: &str, password: &str, now: u64) -> Verdict {
+    /// A request's fingerprint from its parts (method, URI, each header name and value, body), to
+    /// pass to [`verify`](Self::verify). Keyed, so nobody can make two requests that share one.
+    pub fn fingerprint<'a>(&self, parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+        let mut h = self.print_key;
+        for part in parts {
+            h.write(part);
+            h.write_u8(0xff);
+        }
+        // Never 0, which marks a slot no request has used.
+        h.finish() | 1
+    }
+
+    /// Checks credentials against a password; `method` is the request's method, `print` its
+    /// [`fingerprint`](Self::fingerprint).
+    pub fn verify(&self, creds: &DigestCredentials, method: &str, password: &str, now: u64, print: u64) -> Verdict {
         let Some(parts) = self.open(&creds.nonce) else { return Verdict::UnknownNonce };
         if creds.realm != self.realm || !self.algorithms.contains(&creds.algorithm) {
             return Verdict::UnknownNonce;
@@ -145,7 +181,7 @@ impl DigestAuthority {
         if now > parts.issued_at + self.lifetime || parts.issued_at > now + 5 {
             return Verdict::Stale;
         }
-        self.count(&parts, creds)
+        self.count(&parts, creds, print)
     }
 
     /// Spends the time of a real check, for an unknown user: answers must not tell users apart.
@@ -157,15 +193,17 @@ impl DigestAuthority {
         Verdict::Invalid
     }
 
-    /// Records the nonce-count; a count that does not grow is a replay.
-    fn count(&self, parts: &NonceParts, creds: &DigestCredentials) -> Verdict {
+    /// Records the nonce-count; a count that does not grow is a replay, unless the same request
+    /// used it (a retransmission).
+    fn count(&self, parts: &NonceParts, creds: &DigestCredentials, print: u64) -> Verdict {
         let nc = match (creds.qop.as_deref(), creds.nc) {
             (Some(_), Some(nc)) if nc > 0 && nc < (1 << 24) => nc as u64,
             (Some(_), _) => return Verdict::Invalid,
             // RFC 2069 style without qop: no count, so every reuse is a replay after the first.
             (None, _) => 1,
         };
-        let slot = &self.slots[(parts.serial as usize) & (SLOTS - 1)];
+        let index = (parts.serial as usize) & (SLOTS - 1);
+        let slot = &self.slots[index];
         let serial = parts.serial & 0xff_ffff_ffff;
         let mut current = slot.load(Ordering::Acquire);
         loop {
@@ -173,10 +211,14 @@ impl DigestAuthority {
                 return Verdict::Stale;
             }
             if current & 0xff_ffff >= nc {
-                return Verdict::Replayed;
+                let same = current & 0xff_ffff == nc && self.prints[index].load(Ordering::Acquire) == print;
+                return if same { Verdict::Retransmission } else { Verdict::Replayed };
             }
             match slot.compare_exchange_weak(current, (serial << 24) | nc, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Verdict::Valid,
+                Ok(_) => {
+                    self.prints[index].store(print, Ordering::Release);
+                    return Verdict::Valid;
+                }
                 Err(actual) => current = actual,
             }
         }
@@ -277,16 +319,17 @@ mod tests {
         let nonce = a.nonce(1000);
         for alg in [DigestAlgorithm::Sha256, DigestAlgorithm::Md5] {
             let nonce = a.nonce(1000);
-            assert_eq!(a.verify(&creds(&a, alg.clone(), 1, &nonce), "REGISTER", "secret", 1001), Verdict::Valid);
+            assert_eq!(a.verify(&creds(&a, alg.clone(), 1, &nonce), "REGISTER", "secret", 1001, 3), Verdict::Valid);
         }
         let c1 = creds(&a, DigestAlgorithm::Md5, 1, &nonce);
-        assert_eq!(a.verify(&c1, "REGISTER", "secret", 1001), Verdict::Valid);
-        assert_eq!(a.verify(&c1, "REGISTER", "secret", 1002), Verdict::Replayed);
+        assert_eq!(a.verify(&c1, "REGISTER", "secret", 1001, 3), Verdict::Valid);
+        assert_eq!(a.verify(&c1, "REGISTER", "secret", 1002, 3), Verdict::Retransmission, "the same request again");
+        assert_eq!(a.verify(&c1, "REGISTER", "secret", 1002, 5), Verdict::Replayed, "another request, same count");
         let c2 = creds(&a, DigestAlgorithm::Md5, 2, &nonce);
-        assert_eq!(a.verify(&c2, "REGISTER", "secret", 1002), Verdict::Valid);
-        assert_eq!(a.verify(&c2, "REGISTER", "wrong", 1002), Verdict::Invalid);
+        assert_eq!(a.verify(&c2, "REGISTER", "secret", 1002, 3), Verdict::Valid);
+        assert_eq!(a.verify(&c2, "REGISTER", "wrong", 1002, 3), Verdict::Invalid);
         let c3 = creds(&a, DigestAlgorithm::Md5, 3, &nonce);
-        assert_eq!(a.verify(&c3, "REGISTER", "secret", 1000 + 301), Verdict::Stale);
+        assert_eq!(a.verify(&c3, "REGISTER", "secret", 1000 + 301, 3), Verdict::Stale);
     }
 
     #[test]
@@ -295,23 +338,36 @@ mod tests {
         let mut nonce = a.nonce(1000);
         nonce.replace_range(0..1, if nonce.starts_with('0') { "1" } else { "0" });
         assert_eq!(
-            a.verify(&creds(&a, DigestAlgorithm::Md5, 1, &nonce), "REGISTER", "secret", 1001),
+            a.verify(&creds(&a, DigestAlgorithm::Md5, 1, &nonce), "REGISTER", "secret", 1001, 3),
             Verdict::UnknownNonce
         );
         let other = DigestAuthority::new("pbx.test", 300, vec![DigestAlgorithm::Md5]);
         let theirs = other.nonce(1000);
         assert_eq!(
-            a.verify(&creds(&a, DigestAlgorithm::Md5, 1, &theirs), "REGISTER", "secret", 1001),
+            a.verify(&creds(&a, DigestAlgorithm::Md5, 1, &theirs), "REGISTER", "secret", 1001, 3),
             Verdict::UnknownNonce
         );
         // Not offered: SHA-256 when only MD5 is configured.
         let n = a.nonce(1000);
         assert_eq!(
-            a.verify(&creds(&a, DigestAlgorithm::Sha256, 1, &n), "REGISTER", "secret", 1001),
+            a.verify(&creds(&a, DigestAlgorithm::Sha256, 1, &n), "REGISTER", "secret", 1001, 3),
             Verdict::UnknownNonce
         );
         let ch = a.challenges(5, true);
         assert_eq!(ch.len(), 1);
         assert!(ch[0].contains("stale=true") && ch[0].contains("algorithm=MD5") && ch[0].contains("qop=\"auth\""));
+    }
+
+    #[test]
+    fn fingerprints_tell_requests_apart_and_are_keyed() {
+        let a = DigestAuthority::new("pbx.test", 300, vec![DigestAlgorithm::Md5]);
+        let req = |contact: &'static str| -> [&[u8]; 3] { [b"REGISTER", b"Contact", contact.as_bytes()] };
+        assert_eq!(a.fingerprint(req("<sip:a@127.0.0.1>")), a.fingerprint(req("<sip:a@127.0.0.1>")));
+        assert_ne!(a.fingerprint(req("<sip:a@127.0.0.1>")), a.fingerprint(req("<sip:a@127.0.0.2>")));
+        // Part boundaries count: "ab" + "c" is not "a" + "bc".
+        assert_ne!(a.fingerprint([&b"ab"[..], b"c"]), a.fingerprint([&b"a"[..], b"bc"]));
+        let other = DigestAuthority::new("pbx.test", 300, vec![DigestAlgorithm::Md5]);
+        assert_ne!(a.fingerprint(req("x")), other.fingerprint(req("x")), "another process, another key");
+        assert_ne!(a.fingerprint(req("x")), 0);
     }
 }
