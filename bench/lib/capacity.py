@@ -89,6 +89,7 @@ def run_once(srv, rate, duration, label, jsonl, pcap=False):
     lat = res.get("pcap_latency_ms") or {}
     print(f"[{time.strftime('%H:%M:%S')}] {srv['name']:9s} {label:10s} target {rate:6g}/s: achieved "
           f"{res['achieved_rate']} calls/s, failed {res['failed_pct']}%, retrans {res['retrans_pct']}%, "
+          f"UDP drops sipp {res.get('udp_drops_sipp')} server {res.get('udp_drops_server')}, "
           f"server CPU {res['server_cpu_pct']}%, {res['registers_per_server_cpu_s']} REG/CPU-s, sipp CPU "
           f"{res['sipp_cpu_pct']}%, other CPU {res['other_cpu_s']} s"
           + (f", pcap p50 {lat.get('p50')} p99 {lat.get('p99')} ms" if lat else "")
@@ -172,6 +173,8 @@ def main():
                     "register_s": med([r["register_tps"] for r in rs]),
                     "failed_pct": med([r["failed_pct"] for r in rs]),
                     "retrans_pct": med([r["retrans_pct"] for r in rs]),
+                    "udp_drops_sipp": med([r.get("udp_drops_sipp") for r in rs]),
+                    "udp_drops_server": med([r.get("udp_drops_server") for r in rs]),
                     "reg_per_cpu_s": med([r["registers_per_server_cpu_s"] for r in rs]),
                     "reg_per_cpu_s_range": [min(r["registers_per_server_cpu_s"] or 0 for r in rs),
                                             max(r["registers_per_server_cpu_s"] or 0 for r in rs)],

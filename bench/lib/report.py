@@ -124,7 +124,10 @@ def main():
                          f"{k.get('first_fail_calls_s')} calls/s. At the top: retransmissions deskline {d.get('retrans_pct')} %, "
                          f"Kamailio {k.get('retrans_pct')} % of transactions; failed calls deskline {d.get('failed_pct')} %, "
                          f"Kamailio {k.get('failed_pct')} %; server CPU deskline {d.get('server_cpu_pct')} %, Kamailio "
-                         f"{k.get('server_cpu_pct')} % of one core; sipp CPU {d.get('sipp_cpu_pct')} % / {k.get('sipp_cpu_pct')} %.")
+                         f"{k.get('server_cpu_pct')} % of one core; sipp CPU {d.get('sipp_cpu_pct')} % / {k.get('sipp_cpu_pct')} %; "
+                         f"datagrams dropped by the kernel for a full receive buffer, sipp's socket / the server's: deskline runs "
+                         f"{d.get('udp_drops_sipp')} / {d.get('udp_drops_server')}, Kamailio runs {k.get('udp_drops_sipp')} / "
+                         f"{k.get('udp_drops_server')} (sipp's socket buffer: SIPP_BUFF, default 4 MiB).")
             notes.append(f"Noise: CPU seconds used by other processes during a final run (median): deskline's runs "
                          f"{d.get('other_cpu_s')}, Kamailio's {k.get('other_cpu_s')} (of {2 * cap['durations']['final']} available);"
                          f" above ~1 CPU-s per 25 s run the run was disturbed (BASELINE.md).")

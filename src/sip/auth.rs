@@ -4,10 +4,12 @@
 //! over them under a random per-process key, so validating one needs no table lookup. SipHash is
 //! a keyed pseudo-random function built for exactly this (short inputs, a secret key, forgeries as
 //! hard as guessing 128 bits); it replaced HMAC-SHA-256, whose two SHA-256 compressions per mint
-//! and per check were a tenth of a REGISTER's CPU on machines without SHA instructions. Replays are refused by nonce-count: each nonce owns
-//! a slot in a fixed ring of atomics holding (nonce serial, highest nc seen); an nc that does not
-//! grow is a replay, and a nonce whose slot was reused by a newer one is treated as stale. Memory is
-//! fixed, lookups O(1), and nothing needs sweeping.
+//! and per check were a tenth of a REGISTER's CPU on machines without SHA instructions.
+//!
+//! Replays are refused by nonce-count: each nonce owns a slot in a fixed ring of atomics holding
+//! (nonce serial, highest nc seen); an nc that does not grow is a replay, and a nonce whose slot
+//! was reused by a newer one is treated as stale. Memory is fixed, lookups O(1), and nothing needs
+//! sweeping.
 //!
 //! Retransmissions: over UDP a phone resends a request whose answer it did not get, byte for byte.
 //! Its nonce-count is then already used, yet it is no attack and must be answered as the first
@@ -15,12 +17,15 @@
 //! fingerprint of the whole request that last advanced its count (a keyed SipHash of the method,
 //! URI, every header and the body): the same count with the same fingerprint is
 //! [`Verdict::Retransmission`]. An attacker replaying a captured request changed in any way (its
-//! Contact, say) gets a different fingerprint, and is refused as a replay.
+//! Contact, say) gets a different fingerprint, and is refused as a replay. Count and fingerprint
+//! are one 128-bit atomic (`portable-atomic`: `cmpxchg16b` on x86-64), so a retransmission handled
+//! on one thread while its first copy is on another sees both or neither.
 
 use std::hash::Hasher as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use md5::{Digest, Md5};
+use portable_atomic::AtomicU128;
 use sha2::Sha256;
 use siphasher::sip::SipHasher13;
 use siphasher::sip128::{Hasher128 as _, SipHasher24};
@@ -32,6 +37,9 @@ use super::response::push_hex;
 /// Slots in the nonce-count ring (a power of two). A nonce stays checkable until this many newer
 /// nonces have been issued.
 const SLOTS: usize = 1 << 20;
+
+/// A slot no nonce was minted for.
+const UNUSED: u128 = (u64::MAX as u128) << 64;
 
 /// The outcome of checking an Authorization header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +64,8 @@ pub struct DigestAuthority {
     keyed: SipHasher24,
     lifetime: u64,
     serial: AtomicU64,
-    slots: Box<[AtomicU64]>,
-    /// Beside each slot: the fingerprint of the request that set its count (0 when none did).
-    prints: Box<[AtomicU64]>,
+    /// Per slot: `(serial << 24 | nc) << 64 | fingerprint of the request that set nc` (0: none).
+    slots: Box<[AtomicU128]>,
     /// SipHash keyed with a second secret, for request fingerprints.
     print_key: SipHasher13,
     algorithms: Vec<DigestAlgorithm>,
@@ -74,8 +81,7 @@ impl DigestAuthority {
     pub fn new(realm: &str, lifetime_secs: u32, algorithms: Vec<DigestAlgorithm>) -> DigestAuthority {
         let mut key = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
-        let slots = (0..SLOTS).map(|_| AtomicU64::new(u64::MAX)).collect::<Vec<_>>().into_boxed_slice();
-        let prints = (0..SLOTS).map(|_| AtomicU64::new(0)).collect::<Vec<_>>().into_boxed_slice();
+        let slots = (0..SLOTS).map(|_| AtomicU128::new(UNUSED)).collect::<Vec<_>>().into_boxed_slice();
         let mut print_key = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut print_key);
         DigestAuthority {
@@ -84,7 +90,6 @@ impl DigestAuthority {
             lifetime: lifetime_secs as u64,
             serial: AtomicU64::new(rand::random::<u32>() as u64),
             slots,
-            prints,
             print_key: SipHasher13::new_with_key(&print_key),
             algorithms,
         }
@@ -99,8 +104,7 @@ impl DigestAuthority {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         // Slot layout: serial (low 40 bits) << 24 | nc (24 bits). A fresh nonce has nc 0.
         let slot = (serial as usize) & (SLOTS - 1);
-        self.slots[slot].store((serial & 0xff_ffff_ffff) << 24, Ordering::Relaxed);
-        self.prints[slot].store(0, Ordering::Relaxed);
+        self.slots[slot].store((((serial & 0xff_ffff_ffff) << 24) as u128) << 64, Ordering::Relaxed);
         let mut body = [0u8; 16];
         body[..8].copy_from_slice(&now.to_be_bytes());
         body[8..].copy_from_slice(&serial.to_be_bytes());
@@ -207,18 +211,17 @@ impl DigestAuthority {
         let serial = parts.serial & 0xff_ffff_ffff;
         let mut current = slot.load(Ordering::Acquire);
         loop {
-            if current == u64::MAX || current >> 24 != serial {
+            let (count, seen) = ((current >> 64) as u64, current as u64);
+            if current == UNUSED || count >> 24 != serial {
                 return Verdict::Stale;
             }
-            if current & 0xff_ffff >= nc {
-                let same = current & 0xff_ffff == nc && self.prints[index].load(Ordering::Acquire) == print;
+            if count & 0xff_ffff >= nc {
+                let same = count & 0xff_ffff == nc && seen == print;
                 return if same { Verdict::Retransmission } else { Verdict::Replayed };
             }
-            match slot.compare_exchange_weak(current, (serial << 24) | nc, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
-                    self.prints[index].store(print, Ordering::Release);
-                    return Verdict::Valid;
-                }
+            let next = ((((serial << 24) | nc) as u128) << 64) | print as u128;
+            match slot.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Verdict::Valid,
                 Err(actual) => current = actual,
             }
         }
