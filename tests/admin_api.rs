@@ -249,6 +249,11 @@ async fn registrations_listing_and_event_stream() {
     assert!(wait_for_sse(&mut sse, "user_deactivated").await.is_some());
     assert!(admin.registrations(&[]).await.is_empty());
     let (_, stats) = admin.get("/api/v1/stats").await;
+    assert_eq!(stats["bindings_total"], 0, "{stats}");
+    assert_eq!(stats["devices_registered"], 0, "{stats}");
+    assert_eq!(stats["devices_unregistered"], stats["devices_total"], "{stats}");
+    assert_eq!((stats["users_active"].as_u64(), stats["users_suspended"].as_u64()), (Some(0), Some(1)), "{stats}");
+    let (_, stats) = admin.get("/api/v1/stats").await;
     assert_eq!(stats["users_suspended"], 1, "{stats}");
 }
 

@@ -1,8 +1,6 @@
 //! `/api/v1/registrations` (the live bindings, filtered and paged) and `/api/v1/stats` (counts by
 //! state for the dashboard and monitoring).
 
-use std::collections::HashSet;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
@@ -14,6 +12,7 @@ use super::error::{ApiError, ApiQuery};
 use super::views::{status_str, Paging, RegistrationDoc, Stats};
 use super::AdminState;
 use crate::directory::Mac;
+use crate::registrar::binding::TransportKind;
 use crate::registrar::BindingView;
 
 /// The `X-Total-Count` header of a paged listing.
@@ -101,33 +100,36 @@ pub async fn list(
     responses((status = 200, body = Stats)), security(("bearer" = [])))]
 pub async fn stats(State(state): State<AdminState>, caller: Caller) -> Result<Json<Stats>, ApiError> {
     caller.require(Role::Viewer)?;
+    // Counting a million bindings and devices takes a while: off the async workers.
+    let services = state.services.clone();
+    let stats = tokio::task::spawn_blocking(move || count_states(&services)).await.map_err(ApiError::internal)?;
+    Ok(Json(stats))
+}
+
+fn count_states(services: &crate::app::Services) -> Stats {
     let now = crate::directory::unix_now();
-    let bindings = state.services.registrar.location().snapshot(now);
-    let mut stats = Stats { bindings_total: bindings.len(), ..Stats::default() };
-    for t in ["udp", "tcp", "tls"] {
-        stats.bindings_by_transport.insert(t.to_owned(), 0);
+    let bindings = services.registrar.location().tally(now);
+    let mut stats = Stats { bindings_total: bindings.total, ..Stats::default() };
+    for t in [TransportKind::Udp, TransportKind::Tcp, TransportKind::Tls] {
+        stats.bindings_by_transport.insert(t.as_str().to_owned(), bindings.by_transport[t as usize]);
     }
-    for b in &bindings {
-        *stats.bindings_by_transport.entry(b.transport.to_owned()).or_default() += 1;
-    }
-    let registered: HashSet<&str> = bindings.iter().filter_map(|b| b.device.as_deref()).collect();
-    for u in state.services.directory.users() {
-        match status_str(u.status) {
+    services.directory.visit(
+        |u| match status_str(u.status) {
             "active" => stats.users_active += 1,
             _ => stats.users_suspended += 1,
-        }
-    }
-    for d in state.services.directory.devices() {
-        stats.devices_total += 1;
-        if registered.contains(d.mac.as_str()) {
-            stats.devices_registered += 1;
-        } else {
-            stats.devices_unregistered += 1;
-        }
-        stats.devices_resync_pending += usize::from(d.resync_pending);
-    }
-    stats.uptime_seconds = state.services.started_at.elapsed().as_secs();
-    Ok(Json(stats))
+        },
+        |d| {
+            stats.devices_total += 1;
+            if bindings.has_device(d.mac.as_str()) {
+                stats.devices_registered += 1;
+            } else {
+                stats.devices_unregistered += 1;
+            }
+            stats.devices_resync_pending += usize::from(d.resync_pending);
+        },
+    );
+    stats.uptime_seconds = services.started_at.elapsed().as_secs();
+    stats
 }
 
 #[cfg(test)]

@@ -115,7 +115,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
     let cipher = SecretCipher::open(&config.data_dir)?;
     let bindings = std::mem::take(&mut snapshot.bindings);
     let (directory, location) = load_state(&store, bindings, cipher, &events, &metrics)?;
-    release_freed_memory();
 
     // Bind every SIP listener first: their addresses are names of "this registrar".
     let mut udp = Vec::new();
@@ -228,16 +227,6 @@ fn load_state(
     let (location, took) = location;
     tracing::info!(bindings = location.len(), elapsed_ms = took.as_millis() as u64, "location table restored");
     Ok((Arc::new(directory?), location))
-}
-
-/// Hands back to the system the memory the start-up load used and freed (the journal's replay
-/// map, the decoded rows, the loader threads' heaps). mimalloc otherwise keeps freed pages for
-/// reuse: after a restart with a million bindings the process held 1.5 times the memory it held
-/// before the restart.
-fn release_freed_memory() {
-    // SAFETY: mi_collect only walks mimalloc's own heaps and arenas, and may be called at any
-    // time from any thread (with another global allocator it finds nothing to do).
-    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 /// The HTTPS provisioning listeners: templates checked at start-up, configs for phones.

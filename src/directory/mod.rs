@@ -108,6 +108,14 @@ impl Directory {
         self.state.read().devices.get(mac).cloned()
     }
 
+    /// Visits every user and device without copying them (counting a million of each); holds the
+    /// directory's read lock meanwhile, so keep `f` quick.
+    pub fn visit(&self, mut on_user: impl FnMut(&User), mut on_device: impl FnMut(&Device)) {
+        let state = self.state.read();
+        state.users.values().for_each(&mut on_user);
+        state.devices.values().for_each(&mut on_device);
+    }
+
     pub fn devices(&self) -> Vec<Device> {
         let mut devices: Vec<Device> = self.state.read().devices.values().cloned().collect();
         devices.sort_by(|a, b| a.mac.cmp(&b.mac));

@@ -350,12 +350,44 @@ impl LocationTable {
         out
     }
 
+    /// Counts the live bindings without copying any (the stats endpoint, with a million of them).
+    pub fn tally(&self, now: u64) -> BindingTally {
+        let mut t = BindingTally::default();
+        for entry in self.map.iter() {
+            for b in entry.value().iter().filter(|b| b.expires_at > now) {
+                t.total += 1;
+                t.by_transport[b.flow.transport as usize] += 1;
+                if let Some(mac) = &b.device {
+                    t.devices.insert(Tag::of(mac));
+                }
+            }
+        }
+        t
+    }
+
     pub fn len(&self) -> usize {
         self.map.iter().map(|e| e.value().len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// Live bindings counted by [`LocationTable::tally`].
+#[derive(Debug, Default)]
+pub struct BindingTally {
+    pub total: usize,
+    /// Indexed by [`TransportKind`] (udp, tcp, tls).
+    pub by_transport: [usize; 3],
+    /// The devices with a binding, by the tag of their MAC.
+    devices: std::collections::HashSet<Tag>,
+}
+
+impl BindingTally {
+    /// Whether the device with this MAC has a live binding.
+    pub fn has_device(&self, mac: &str) -> bool {
+        self.devices.contains(&Tag::of(mac))
     }
 }
 
