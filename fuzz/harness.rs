@@ -52,7 +52,8 @@ pub fn sip_parser(data: &[u8]) {
                             let _ = ResponseBuilder::new(200, None, &req.headers, source()).finish();
                             if let Some(auth) = req.header("Authorization") {
                                 if let Ok(creds) = DigestCredentials::parse(auth) {
-                                    let _ = authority().verify(&creds, req.method.as_str(), "pw", 1_000);
+                                    let print = authority().fingerprint([req.uri_text.as_bytes(), &req.body[..]]);
+                                    let _ = authority().verify(&creds, req.method.as_str(), "pw", 1_000, print);
                                     let _ = authority().verify_unknown(&creds, req.method.as_str());
                                 }
                             }

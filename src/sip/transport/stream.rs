@@ -1,7 +1,9 @@
-//! TCP and TLS connections. Each connection has a reader (framing by Content-Length, RFC 5626
-//! keep-alives: a double CRLF ping gets a single CRLF pong) and a writer task fed by a queue, so
-//! answers and NOTIFYs can be sent from anywhere without waiting. Garbage or a framing error closes
-//! that connection only. Idle connections close after the configured time.
+//! TCP and TLS connections. Each connection is one task that reads (framing by Content-Length,
+//! RFC 5626 keep-alives: a double CRLF ping gets a single CRLF pong) and writes what its queue
+//! holds, so answers and NOTIFYs can be sent from anywhere without waiting. Answers to what was
+//! just read are written by the same task as soon as the messages are handled, all of them at once
+//! (one TLS record, one system call), with no other task to wake. Garbage or a framing error
+//! closes that connection only. Idle connections close after the configured time.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,41 +78,73 @@ pub async fn serve<S>(stream: S, transport: TransportKind, remote: SocketAddr, l
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut stream = stream;
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let id = ctx.connections.add_stream(tx.clone(), transport, remote);
     let gauge = ctx.metrics.open_connections.get_or_create(&label(transport)).clone();
     gauge.inc();
-    let writer_task = tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        let _ = writer.shutdown().await;
-    });
     let flow = Flow { transport, remote, local, connection: id };
     let mut buf = BytesMut::with_capacity(4096);
+    let mut out = Vec::new();
+    let idle_deadline = || tokio::time::Instant::now().checked_add(ctx.idle_timeout);
+    let mut idle_at = idle_deadline();
     loop {
-        let read = tokio::select! {
-            r = tokio::time::timeout(ctx.idle_timeout, reader.read_buf(&mut buf)) => r,
+        // Both branches are cancel-safe: a read that loses the race has read nothing.
+        tokio::select! {
+            read = stream.read_buf(&mut buf) => {
+                match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => idle_at = idle_deadline(),
+                }
+                let keep = drain(&mut buf, &flow, &tx, &ctx) && buf.len() <= MAX_MESSAGE_SIZE;
+                // The answers to what was read (and anything else queued), in one write.
+                if !flush(&mut stream, &mut rx, &mut out).await || !keep {
+                    break;
+                }
+            }
+            Some(first) = rx.recv() => {
+                out.extend_from_slice(&first);
+                if !flush(&mut stream, &mut rx, &mut out).await {
+                    break;
+                }
+            }
+            _ = sleep_until(idle_at) => break,
             _ = ctx.shutdown.cancelled() => break,
-        };
-        match read {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(_)) => {}
-        }
-        if !drain(&mut buf, &flow, &tx, &ctx) {
-            break;
-        }
-        if buf.len() > MAX_MESSAGE_SIZE {
-            break;
         }
     }
     ctx.connections.remove_stream(id);
     gauge.dec();
-    drop(tx);
-    let _ = writer_task.await;
+    let _ = stream.shutdown().await;
+}
+
+/// A peer that reads nothing for this long while we write to it is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Writes `out` and everything queued in `rx` as one write; false when the connection is gone
+/// (or stuck: see [`WRITE_TIMEOUT`]).
+async fn flush<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    rx: &mut mpsc::UnboundedReceiver<Bytes>,
+    out: &mut Vec<u8>,
+) -> bool {
+    while let Ok(more) = rx.try_recv() {
+        out.extend_from_slice(&more);
+    }
+    if out.is_empty() {
+        return true;
+    }
+    let write = async { stream.write_all(out).await.is_ok() && stream.flush().await.is_ok() };
+    let written = matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(true));
+    out.clear();
+    written
+}
+
+/// Sleeps until `at`; forever when there is no such instant (an idle timeout too large to add).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Handles every complete message in `buf`; false when the connection must close.
