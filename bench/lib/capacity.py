@@ -68,19 +68,34 @@ def run_one(srv, rate, duration, label, jsonl, pcap=False):
     return res
 
 
+def sipp_procs(pcap):
+    """sipp processes sharing a capacity run (SIPP_PROCS, default 2); latency runs use one."""
+    return 1 if pcap else max(1, env_int("SIPP_PROCS", 2))
+
+
 def run_once(srv, rate, duration, label, jsonl, pcap=False):
-    count = int(rate * duration)
-    env = dict(os.environ, SERVER_PID=str(srv["pid"]), LABEL=f"{srv['name']} {label}", MODE="auth",
-               PCAP="1" if pcap else "0")
-    p = subprocess.run([sys.executable, os.path.join(HERE, "regbench.py"), "127.0.0.1", str(srv["port"]),
-                        str(rate), str(count)], env=env, capture_output=True, text=True)
-    res = None
-    for line in p.stdout.splitlines():
-        if line.startswith("RESULT "):
-            res = json.loads(line[7:])
-    if res is None:
-        print(p.stdout[-2000:], p.stderr[-2000:], file=sys.stderr)
-        raise SystemExit(f"regbench.py gave no RESULT for {srv['name']} at {rate}")
+    """One run at `rate` calls/s, split evenly over sipp_procs() sipp processes started together
+    (each with its own local port and output directory); their results are merged."""
+    procs = sipp_procs(pcap)
+    count = int(rate * duration) // procs
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    children = []
+    for i in range(procs):
+        env = dict(os.environ, SERVER_PID=str(srv["pid"]), LABEL=f"{srv['name']} {label}", MODE="auth",
+                   PCAP="1" if pcap else "0", LOCAL_PORT=str(env_int("LOCAL_PORT", 15060) + i),
+                   OUTDIR=f"/tmp/regbench/runs/{stamp}-{srv['name']}-{label}-r{int(rate)}-sipp{i + 1}")
+        children.append(subprocess.Popen([sys.executable, os.path.join(HERE, "regbench.py"), "127.0.0.1",
+                                          str(srv["port"]), str(rate / procs), str(count)],
+                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    for p in children:
+        out, err = p.communicate()
+        res = next((json.loads(l[7:]) for l in out.splitlines() if l.startswith("RESULT ")), None)
+        if res is None:
+            print(out[-2000:], err[-2000:], file=sys.stderr)
+            raise SystemExit(f"regbench.py gave no RESULT for {srv['name']} at {rate}")
+        results.append(res)
+    res = merge_runs(results, rate)
     res["server"] = srv["name"]
     res["phase"] = label
     with open(jsonl, "a") as f:
@@ -95,6 +110,39 @@ def run_once(srv, rate, duration, label, jsonl, pcap=False):
           + (f", pcap p50 {lat.get('p50')} p99 {lat.get('p99')} ms" if lat else "")
           + ("" if ok else "  -> FAIL"), file=sys.stderr, flush=True)
     time.sleep(float(os.environ.get("PAUSE", "2")))
+    return res
+
+
+def merge_runs(results, rate):
+    """One result for sipp processes that ran side by side: counts and rates add up; the server's
+    CPU (measured by each over nearly the same window) is the largest; each process counted the
+    others as "other CPU", which is taken back out."""
+    if len(results) == 1:
+        return results[0]
+    res = dict(results[0])
+    total = lambda k: sum((r.get(k) or 0) for r in results)  # noqa: E731
+    for k in ("count", "calls_created", "successful", "failed", "retransmissions", "udp_drops_sipp",
+              "achieved_rate", "overall_rate", "sipp_cpu_s", "sipp_cpu_pct"):
+        res[k] = round(total(k), 2)
+    for k in ("udp_drops_server", "server_cpu_s", "server_cpu_pct", "wall_s", "elapsed_s", "sipp_exit",
+              "udp_rcvbuf_errors", "udp_in_errors"):
+        res[k] = max((r.get(k) or 0) for r in results)
+    details = {}
+    for r in results:
+        for k, v in (r.get("failure_detail") or {}).items():
+            details[k] = details.get(k, 0) + v
+    txn = res["txn_per_call"]
+    ok, failed = res["successful"], res["failed"]
+    res.update({
+        "target_rate": rate, "sipp_procs": len(results), "failure_detail": details,
+        "failed_pct": round(100.0 * failed / max(1, ok + failed), 4),
+        "retrans_pct": round(100.0 * res["retransmissions"] / max(1, (ok + failed) * txn), 4),
+        "register_tps": round(res["achieved_rate"] * txn, 1),
+        "registers_per_server_cpu_s": round(ok * txn / res["server_cpu_s"], 0) if res["server_cpu_s"] else None,
+        "other_cpu_s": round(max(0.0, min((r.get("other_cpu_s") or 0) - (total("sipp_cpu_s") - (r.get("sipp_cpu_s") or 0))
+                                          for r in results)), 2),
+        "outdir": [r.get("outdir") for r in results],
+    })
     return res
 
 
@@ -182,7 +230,7 @@ def main():
                     "sipp_cpu_pct": med([r["sipp_cpu_pct"] for r in rs]),
                     "other_cpu_s": med([r["other_cpu_s"] for r in rs]),
                     "first_fail_calls_s": st["first_fail"],
-                    "sipp_limited": st["first_fail"] is None or med([r["sipp_cpu_pct"] for r in rs]) > 90,
+                    "sipp_limited": st["first_fail"] is None or med([r["sipp_cpu_pct"] / r.get("sipp_procs", 1) for r in rs]) > 90,
                 }
             else:
                 st["candidate"] = rate - st["step"]
@@ -214,7 +262,7 @@ def main():
             f["p99_ms"] = med([(r["rtt_ms"].get("rtd2") or {}).get("p99") for r in rs])
         f["latency_failed_pct"] = med([r["failed_pct"] for r in rs])
         f["latency_other_cpu_s"] = med([r["other_cpu_s"] for r in rs])
-    out = {"servers": final, "coarse_rates": rates, "durations": {"coarse": cd, "final": fd, "latency": ld},
+    out = {"servers": final, "sipp_procs": sipp_procs(False), "coarse_rates": rates, "durations": {"coarse": cd, "final": fd, "latency": ld},
            "reps": reps, "latency_reps": lreps, "users": env_int("USERS", 10000), "runs_jsonl": jsonl,
            "noise": dict(NOISE, max_frac=float(os.environ.get("NOISE_MAX_FRAC", "0.1")))}
     with open(a.out, "w") as f:

@@ -73,7 +73,8 @@ impl Histogram {
 
     /// `{"p50":..,"p99":..,"p999":..,"mean":..,"n":..}` in ms.
     pub fn json(&self) -> String {
-        let f = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.3}"));
+        // JSON has no infinity: a quantile beyond the histogram's range is null, like an empty one.
+        let f = |v: Option<f64>| v.filter(|x| x.is_finite()).map_or("null".to_string(), |x| format!("{x:.3}"));
         format!(
             "{{\"p50\":{},\"p99\":{},\"p999\":{},\"mean\":{},\"n\":{}}}",
             f(self.quantile_ms(0.5)),

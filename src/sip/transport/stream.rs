@@ -114,7 +114,7 @@ where
     }
     ctx.connections.remove_stream(id);
     gauge.dec();
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.shutdown()).await;
 }
 
 /// A peer that reads nothing for this long while we write to it is dropped.
@@ -136,6 +136,10 @@ async fn flush<S: AsyncWrite + Unpin>(
     let write = async { stream.write_all(out).await.is_ok() && stream.flush().await.is_ok() };
     let written = matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(true));
     out.clear();
+    // A burst (a batch of NOTIFYs) may have grown it: idle connections are many, keep them small.
+    if out.capacity() > 64 << 10 {
+        *out = Vec::new();
+    }
     written
 }
 
