@@ -69,8 +69,9 @@ def run_one(srv, rate, duration, label, jsonl, pcap=False):
 
 
 def sipp_procs(pcap):
-    """sipp processes sharing a capacity run (SIPP_PROCS, default 2); latency runs use one."""
-    return 1 if pcap else max(1, env_int("SIPP_PROCS", 2))
+    """sipp processes sharing a capacity run (SIPP_PROCS, default 1 as in the shared harness; on
+    2 cores a second sipp takes the CPU the server would use); latency runs use one."""
+    return 1 if pcap else max(1, env_int("SIPP_PROCS", 1))
 
 
 def run_once(srv, rate, duration, label, jsonl, pcap=False):

@@ -118,8 +118,7 @@ def main():
                          f"{fmt(d.get('p50_ms_401'), 3)}/{fmt(d.get('p99_ms_401'), 3)}, 200 {fmt(d.get('p50_ms_200'), 3)}/"
                          f"{fmt(d.get('p99_ms_200'), 3)}; Kamailio 401 {fmt(k.get('p50_ms_401'), 3)}/{fmt(k.get('p99_ms_401'), 3)}, "
                          f"200 {fmt(k.get('p50_ms_200'), 3)}/{fmt(k.get('p99_ms_200'), 3)}.")
-            notes.append(f"Capacity: load from {cap.get('sipp_procs', 1)} sipp process(es) side by side (SIPP_PROCS; "
-                         f"one sipp is single-threaded and nears its core at ~24,000 calls/s here); "
+            notes.append(f"Capacity: load from {cap.get('sipp_procs', 1)} sipp process(es) side by side (SIPP_PROCS); "
                          f"coarse sweep over {cap['coarse_rates']} calls/s ({cap['durations']['coarse']} s per step), "
                          f"bisection probes towards the first failing step, then {cap['reps']} runs of {cap['durations']['final']} s "
                          f"at the top; first failing coarse step: deskline {d.get('first_fail_calls_s')}, Kamailio "

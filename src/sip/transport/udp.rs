@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustix::event::epoll;
 use tokio_util::sync::CancellationToken;
@@ -27,13 +27,19 @@ use crate::sip::message::MAX_MESSAGE_SIZE;
 /// how full the socket's queue is.
 const FILL_CHECK_EVERY: usize = 64;
 
-/// Overload, by how full the socket's receive queue is (in 1/1024ths of its buffer): from half
-/// full, a growing share of new work is answered 503 (cheap) instead of processed (costly), so
-/// phones back off on Retry-After before the kernel starts dropping datagrams silently (which
-/// phones answer with retransmissions: more load). A queue that is merely never empty at high
-/// load (one or two datagrams waiting) is no overload: it was, with a count of datagrams in a
-/// row, and 503s appeared at 21,000 calls/s with deskline at 65 % of a core.
+/// Overload, by how full the socket's receive queue is (in 1/1024ths of its buffer) once it has
+/// not run empty for [`SHED_AFTER`]: from half full, a growing share of new work is answered 503
+/// (cheap) instead of processed (costly), so phones back off on Retry-After before the kernel
+/// starts dropping datagrams silently (which phones answer with retransmissions: more load).
+/// Neither alone is overload: a queue never empty at high load holds one or two datagrams (503s
+/// appeared at 21,000 calls/s with deskline at 65 % of a core when a count of datagrams in a row
+/// was the test), and a burst that half-fills the buffer for a few tens of milliseconds is what
+/// the buffer is for (503s appeared at 23,000 calls/s on a saturated machine with fill alone).
 const SHED_FROM: u32 = 512;
+
+/// How long the queue must have stayed non-empty before its fill counts: half of SIP's T1, after
+/// which answers start racing the phones' retransmissions.
+const SHED_AFTER: Duration = Duration::from_millis(250);
 
 /// The largest share of new work shed (in 1/1024ths): never all of it, or phones would get none
 /// of the 401s they need to register.
@@ -112,6 +118,7 @@ impl UdpListener {
         // Datagrams handled since the socket was last found empty, and the share of new work to
         // shed (1/1024ths) from the last look at the queue.
         let mut streak = 0usize;
+        let mut busy_since = Instant::now();
         let mut shed = 0u32;
         let mut dice = Dice::new();
         while !shutdown.is_cancelled() {
@@ -141,8 +148,11 @@ impl UdpListener {
                 // Anything else would fail again at once: stop rather than spin.
                 Err(e) => return Err(e),
             };
+            let received_at = Instant::now();
             streak += 1;
-            if streak.is_multiple_of(FILL_CHECK_EVERY) {
+            if streak == 1 {
+                busy_since = received_at;
+            } else if streak.is_multiple_of(FILL_CHECK_EVERY) && received_at - busy_since >= SHED_AFTER {
                 shed = queue_fill(&self.socket).map_or(0, |fill| fill.saturating_sub(SHED_FROM) * 2).min(SHED_AT_MOST);
             }
             if len > MAX_MESSAGE_SIZE {
@@ -151,7 +161,7 @@ impl UdpListener {
             let inbound = Inbound {
                 flow: Flow { transport: TransportKind::Udp, remote: from, local: self.local, connection: 0 },
                 reply: Sender::Udp { socket: self.socket.clone(), to: from },
-                received_at: Instant::now(),
+                received_at,
                 overloaded: shed > 0 && dice.roll() < shed,
             };
             dispatcher.handle_datagram(&buf[..len], inbound);
