@@ -223,12 +223,13 @@ mod tests {
         let size = || -> u64 {
             std::fs::read_dir(dir.path().join("bindings")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
         };
+        // Stable for half a second (an fsync on a slow disk takes milliseconds), within 20 s.
         let mut last = (0, 0);
-        for _ in 0..400 {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+        for _ in 0..2000 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
             let now = size();
             last = if now == last.0 && now > 0 { (now, last.1 + 1) } else { (now, 0) };
-            if last.1 >= 10 {
+            if last.1 >= 50 {
                 break;
             }
         }
