@@ -36,6 +36,49 @@ fn at(list: &'static str, i: usize) -> impl Fn(DirectoryError) -> DirectoryError
     }
 }
 
+/// The extension a device assigned to `user` serves: the one named (which must be the user's),
+/// or the user's first. `found` is the user named, if it exists.
+pub(super) fn assigned_extension(
+    user: Option<&str>,
+    found: Option<&User>,
+    extension: Option<&str>,
+) -> Result<Option<String>, DirectoryError> {
+    let Some(user) = user else {
+        return match extension {
+            Some(_) => Err(DirectoryError::Invalid("an extension needs a user".into())),
+            None => Ok(None),
+        };
+    };
+    let u = found.ok_or_else(|| DirectoryError::NotFound(format!("user {user}")))?;
+    match extension {
+        Some(ext) if u.extensions.iter().any(|e| e == ext) => Ok(Some(ext.to_owned())),
+        Some(ext) => Err(DirectoryError::Invalid(format!("extension {ext} does not belong to {user}"))),
+        None => Ok(u.extensions.first().cloned()),
+    }
+}
+
+/// A device's SIP username: the one given (checked), or `dl<mac>`.
+pub(super) fn sip_username(mac: &Mac, given: Option<String>) -> Result<String, DirectoryError> {
+    match given {
+        Some(u) => {
+            records::check_name("sip_username", &u)?;
+            Ok(u)
+        }
+        None => Ok(format!("dl{}", mac.as_str())),
+    }
+}
+
+/// A device's SIP secret: the password given (checked), or a generated one.
+pub(super) fn sip_secret(given: Option<String>) -> Result<Secret, DirectoryError> {
+    match given {
+        Some(p) => {
+            records::check_password(&p)?;
+            Ok(Secret::new(p))
+        }
+        None => Ok(Secret::generate()),
+    }
+}
+
 /// A fresh device record (what [`Directory::create_device`] and the import both make).
 pub(super) fn new_device(
     mac: Mac,
@@ -145,40 +188,19 @@ fn plan_devices(state: &State, users: &[User], devices: Vec<NewDevice>) -> Resul
     let mut macs = HashSet::with_capacity(devices.len());
     let mut sip_names = HashSet::with_capacity(devices.len());
     let mut out = Vec::with_capacity(devices.len());
-    for (i, new) in devices.into_iter().enumerate() {
+    for (i, mut new) in devices.into_iter().enumerate() {
         let err = at("devices", i);
         let mac: Mac = new.mac.parse().map_err(|e: InvalidMac| err(DirectoryError::Invalid(e.to_string())))?;
-        let owner = new.user.as_deref().map(|u| state.users.get(u).or_else(|| batch_users.get(u).copied()).ok_or(u));
-        let extension = match (owner, new.extension.as_deref()) {
-            (None, None) => None,
-            (None, Some(_)) => return Err(err(DirectoryError::Invalid("an extension needs a user".into()))),
-            (Some(Err(u)), _) => return Err(err(DirectoryError::NotFound(format!("user {u}")))),
-            (Some(Ok(u)), Some(ext)) if u.extensions.iter().any(|e| e == ext) => Some(ext.to_owned()),
-            (Some(Ok(u)), Some(ext)) => {
-                return Err(err(DirectoryError::Invalid(format!("extension {ext} does not belong to {}", u.username))))
-            }
-            (Some(Ok(u)), None) => u.extensions.first().cloned(),
-        };
-        let username = match &new.sip_username {
-            Some(u) => {
-                records::check_name("sip_username", u).map_err(&err)?;
-                u.clone()
-            }
-            None => format!("dl{}", mac.as_str()),
-        };
+        let found = new.user.as_deref().and_then(|u| state.users.get(u).or_else(|| batch_users.get(u).copied()));
+        let extension = assigned_extension(new.user.as_deref(), found, new.extension.as_deref()).map_err(&err)?;
+        let username = sip_username(&mac, new.sip_username.take()).map_err(&err)?;
         if state.devices.contains_key(&mac) || !macs.insert(mac.clone()) {
             return Err(err(DirectoryError::Conflict(format!("device {mac} already exists"))));
         }
         if state.by_sip_username.contains_key(&username) || !sip_names.insert(username.clone()) {
             return Err(err(DirectoryError::Conflict(format!("SIP username {username} is already in use"))));
         }
-        let secret = match &new.sip_password {
-            Some(p) => {
-                records::check_password(p).map_err(&err)?;
-                Secret::new(p.clone())
-            }
-            None => Secret::generate(),
-        };
+        let secret = sip_secret(new.sip_password.take()).map_err(&err)?;
         out.push(new_device(mac, new, extension, username, secret));
     }
     Ok(out)

@@ -288,13 +288,7 @@ impl Directory {
         let mac: Mac = new.mac.parse().map_err(|e: mac::InvalidMac| DirectoryError::Invalid(e.to_string()))?;
         let _w = self.writer.lock().await;
         let extension = self.resolve_assignment(new.user.as_deref(), new.extension.as_deref())?;
-        let username = match new.sip_username.take() {
-            Some(u) => {
-                records::check_name("sip_username", &u)?;
-                u
-            }
-            None => format!("dl{}", mac.as_str()),
-        };
+        let username = import::sip_username(&mac, new.sip_username.take())?;
         {
             let state = self.state.read();
             if state.devices.contains_key(&mac) {
@@ -304,13 +298,7 @@ impl Directory {
                 return Err(DirectoryError::Conflict(format!("SIP username {username} is already in use")));
             }
         }
-        let secret = match new.sip_password.take() {
-            Some(p) => {
-                records::check_password(&p)?;
-                Secret::new(p)
-            }
-            None => Secret::generate(),
-        };
+        let secret = import::sip_secret(new.sip_password.take())?;
         let device = import::new_device(mac.clone(), new, extension, username, secret);
         self.store.commit(vec![records::put_device(&self.cipher, &device)]).await?;
         let mut state = self.state.write();
@@ -326,18 +314,8 @@ impl Directory {
         user: Option<&str>,
         extension: Option<&str>,
     ) -> Result<Option<String>, DirectoryError> {
-        let Some(user) = user else {
-            return match extension {
-                Some(_) => Err(DirectoryError::Invalid("an extension needs a user".into())),
-                None => Ok(None),
-            };
-        };
-        let u = self.user(user).ok_or_else(|| DirectoryError::NotFound(format!("user {user}")))?;
-        match extension {
-            Some(ext) if u.extensions.iter().any(|e| e == ext) => Ok(Some(ext.to_owned())),
-            Some(ext) => Err(DirectoryError::Invalid(format!("extension {ext} does not belong to {user}"))),
-            None => Ok(u.extensions.first().cloned()),
-        }
+        let found = user.and_then(|u| self.user(u));
+        import::assigned_extension(user, found.as_ref(), extension)
     }
 
     pub async fn delete_device(&self, mac: &Mac) -> Result<Device, DirectoryError> {

@@ -108,6 +108,14 @@ impl LocationTable {
     /// it; whatever must be ordered with other changes of this AOR (the store write) is queued
     /// inside, and written once the lock is released (so completions never run under it).
     pub fn with_aor<R>(&self, aor: &AddressOfRecord, f: impl FnOnce(&mut Vec<Binding>) -> R) -> R {
+        let result = self.update_aor(aor, f);
+        self.store.write_pending_bindings();
+        result
+    }
+
+    /// [`with_aor`](Self::with_aor) without the write: for loops over many AORs, which write
+    /// what they queued once at the end (one journal append, not one per AOR).
+    fn update_aor<R>(&self, aor: &AddressOfRecord, f: impl FnOnce(&mut Vec<Binding>) -> R) -> R {
         let mut entry = self.map.entry(aor.clone()).or_default();
         let result = f(entry.value_mut());
         let empty = entry.is_empty();
@@ -115,7 +123,6 @@ impl LocationTable {
         if empty {
             self.map.remove_if(aor, |_, v| v.is_empty());
         }
-        self.store.write_pending_bindings();
         result
     }
 
@@ -195,6 +202,7 @@ impl LocationTable {
     ) -> Vec<Binding> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let removed = self.take_where(aor, &pick, Completion::Notify(tx));
+        self.store.write_pending_bindings();
         let _ = rx.await;
         self.announce_removed(aor, cause, &removed);
         removed
@@ -229,7 +237,7 @@ impl LocationTable {
     }
 
     /// Takes the picked bindings out of memory and queues their deletion (under the AOR's lock, so
-    /// the store sees it in the order of the AOR's other changes).
+    /// the store sees it in the order of the AOR's other changes); the caller has it written.
     fn take_where(&self, aor: &AddressOfRecord, pick: &dyn Fn(&Binding) -> bool, done: Completion) -> Vec<Binding> {
         if !self.map.contains_key(aor) {
             if !matches!(done, Completion::None) {
@@ -237,7 +245,7 @@ impl LocationTable {
             }
             return Vec::new();
         }
-        self.with_aor(aor, |bindings| {
+        self.update_aor(aor, |bindings| {
             let (gone, kept): (Vec<Binding>, Vec<Binding>) = bindings.drain(..).partition(|b| pick(b));
             *bindings = kept;
             let ops =
@@ -281,7 +289,7 @@ impl LocationTable {
         }
         let mut expired = Vec::new();
         for (at, aor, key) in due {
-            let gone = self.with_aor(&aor, |bindings| {
+            let gone = self.update_aor(&aor, |bindings| {
                 let i = bindings.iter().position(|b| b.expires_at == at && at <= now && Tag::of(&b.key) == key)?;
                 let b = bindings.remove(i);
                 self.store.enqueue(
@@ -300,6 +308,7 @@ impl LocationTable {
                 expired.push((aor, b));
             }
         }
+        self.store.write_pending_bindings();
         expired
     }
 
