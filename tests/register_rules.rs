@@ -94,6 +94,15 @@ async fn fresh_challenge(ua: &mut SipUa) -> Challenge {
         .unwrap_or_else(|| panic!("no SHA-256 challenge:\n{}", resp.raw))
 }
 
+/// A fresh challenge, the Request-URI, the UA's Contact and an Authorization for nc=1 of it.
+async fn first_authorization(ua: &mut SipUa) -> (Challenge, String, String, String) {
+    let ch = fresh_challenge(ua).await;
+    let uri = ua.request_uri.clone();
+    let contact = ua.local_contact(EXT);
+    let auth1 = digest::authorization(&ch, SIP_USER, SIP_PASS, "REGISTER", &uri, 1, &digest::new_cnonce());
+    (ch, uri, contact, auth1)
+}
+
 /// A REGISTER for EXT carrying `Authorization` for (`ch`, `nc`), sent once (no retry on 401).
 async fn register_authed(ua: &mut SipUa, ch: &Challenge, nc: u32, headers: &[(&str, String)]) -> ReceivedMessage {
     let uri = ua.request_uri.clone();
@@ -220,10 +229,7 @@ async fn unknown_user_and_wrong_password_look_the_same() {
 async fn replayed_authorization_is_refused_and_next_nc_accepted() {
     let e = env().await;
     let mut ua = udp(&e).await;
-    let ch = fresh_challenge(&mut ua).await;
-    let uri = ua.request_uri.clone();
-    let contact = ua.local_contact(EXT);
-    let auth1 = digest::authorization(&ch, SIP_USER, SIP_PASS, "REGISTER", &uri, 1, &digest::new_cnonce());
+    let (ch, _, contact, auth1) = first_authorization(&mut ua).await;
     let ok =
         register_with_authorization(&mut ua, &auth1, &[("Contact", contact.clone()), ("Expires", "600".into())]).await;
     assert_eq!(ok.status(), Some(200), "nc=1:\n{}", ok.raw);
@@ -255,10 +261,7 @@ async fn replayed_authorization_is_refused_and_next_nc_accepted() {
 async fn a_byte_identical_retransmission_is_answered_like_the_first_and_a_changed_copy_is_not() {
     let e = env().await;
     let mut ua = udp(&e).await;
-    let ch = fresh_challenge(&mut ua).await;
-    let uri = ua.request_uri.clone();
-    let contact = ua.local_contact(EXT);
-    let auth1 = digest::authorization(&ch, SIP_USER, SIP_PASS, "REGISTER", &uri, 1, &digest::new_cnonce());
+    let (_, uri, contact, auth1) = first_authorization(&mut ua).await;
     let headers = vec![
         ("Contact".to_string(), contact.clone()),
         ("Expires".to_string(), "600".to_string()),
