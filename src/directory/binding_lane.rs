@@ -88,6 +88,11 @@ impl BindingLane {
             None => self.state.write_queued(),
         }
     }
+
+    #[cfg(test)]
+    pub(super) fn break_writes(&self) {
+        self.state.journal.lock().break_writes();
+    }
 }
 
 impl LaneState {
@@ -97,7 +102,7 @@ impl LaneState {
                 // The writing thread looks at the queue again once it releases the journal.
                 return;
             };
-            let batch = std::mem::take(&mut *self.queue.lock());
+            let mut batch = std::mem::take(&mut *self.queue.lock());
             if batch.is_empty() {
                 drop(journal);
                 // Whatever was queued after the look above, its submitter found the journal taken
@@ -112,6 +117,9 @@ impl LaneState {
             drop(journal);
             if let Err(e) = &result {
                 tracing::error!(error = %e, "bindings journal write failed; {} submissions refused", batch.len());
+                // Completions of a failed batch undo their changes; a later one may have built on
+                // an earlier one's, so newest first.
+                batch.reverse();
             }
             self.metrics.store_commit_latency.observe(started.elapsed().as_secs_f64());
             self.metrics.store_batch_size.observe(batch.iter().map(|s| s.ops.len()).sum::<usize>() as f64);
@@ -172,6 +180,27 @@ mod tests {
         drop(store);
         let (_, snap) = Store::open_with(dir.path(), Arc::new(Metrics::new()), false).unwrap();
         assert_eq!(snap.bindings.len(), 2);
+    }
+
+    #[test]
+    fn a_failed_batch_is_refused_whole_newest_first_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open_with(dir.path(), Arc::new(Metrics::new()), false).unwrap();
+        store.submit(vec![put("a", "kept".into())], Completion::None);
+        store.break_binding_writes();
+        let finished = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        for i in 0..3 {
+            let finished = finished.clone();
+            let done = Completion::Callback(Box::new(move |r| finished.lock().push((i, r.is_ok()))));
+            store.enqueue(vec![put("a", format!("k{i}"))], done);
+        }
+        store.write_pending_bindings();
+        assert_eq!(*finished.lock(), vec![(2, false), (1, false), (0, false)]);
+        assert_eq!(store.backlog(), 0);
+        drop(store);
+        let (_, snap) = Store::open_with(dir.path(), Arc::new(Metrics::new()), false).unwrap();
+        let keys: Vec<_> = snap.bindings.iter().map(|b| b.key.as_str()).collect();
+        assert_eq!(keys, ["kept"]);
     }
 
     #[test]

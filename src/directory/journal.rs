@@ -193,6 +193,13 @@ impl BindingJournal {
         }
     }
 
+    /// Swaps the segment for a read-only handle of it, so every later write fails with a real I/O
+    /// error (EBADF), as on a broken disk.
+    #[cfg(test)]
+    pub(crate) fn break_writes(&mut self) {
+        self.segment = File::open(&self.segment_path).expect("segment readable");
+    }
+
     /// Whether a background compaction is running (tests wait on it).
     #[cfg(test)]
     pub(crate) fn is_compacting(&self) -> bool {

@@ -301,6 +301,13 @@ impl Store {
         }
     }
 
+    /// Makes every later bindings write fail as a broken disk would (tests of what a failed write
+    /// leaves behind).
+    #[cfg(test)]
+    pub(crate) fn break_binding_writes(&self) {
+        self.bindings.break_writes();
+    }
+
     /// Submissions not yet durable: the registrar sheds load (503) when this grows.
     pub fn backlog(&self) -> usize {
         self.backlog.load(std::sync::atomic::Ordering::Relaxed)

@@ -19,9 +19,9 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 
 use super::binding::{AddressOfRecord, Binding, BindingView, Tag, TransportKind};
-use super::rules::{Changes, Removal};
+use super::rules::{self, Changes, Removal, Stamp};
 use crate::directory::journal::BindingRow;
-use crate::directory::store::{Completion, Store, StoreOp};
+use crate::directory::store::{Completion, Store, StoreError, StoreOp};
 use crate::events::{Event, EventBus};
 use crate::metrics::{Metrics, TransportLabel, TransportLabels};
 
@@ -63,6 +63,23 @@ fn label(t: TransportKind) -> TransportLabels {
             TransportKind::Tls => TransportLabel::tls,
         },
     }
+}
+
+/// The event telling the dashboard and API listeners about one binding.
+fn binding_event(kind: &'static str, aor: &AddressOfRecord, b: &Binding) -> Event {
+    let mut e = Event::new(kind)
+        .with("aor", aor.0.to_string())
+        .with("contact", b.contact.clone())
+        .with("transport", b.flow.transport.as_str())
+        .with("source", b.flow.remote.to_string())
+        .with("expires_in", b.expires_at.saturating_sub(crate::directory::unix_now()));
+    if let Some(d) = &b.device {
+        e = e.with("mac", d.clone());
+    }
+    if let Some(u) = &b.user {
+        e = e.with("user", u.clone());
+    }
+    e
 }
 
 /// AORs whose bindings one store round of [`LocationTable::remove_all_of`] deletes.
@@ -126,16 +143,17 @@ impl LocationTable {
         result
     }
 
-    /// The store writes, heap entries, gauges and events for what a REGISTER changed. Call inside
-    /// [`with_aor`](Self::with_aor) so the write is queued in the order the changes were made.
-    pub fn record(&self, aor: &AddressOfRecord, changes: &Changes, done: Completion) {
+    /// The store writes, heap entries, gauges and events for what a REGISTER changed; `then` gets
+    /// the store's verdict and the changes back. Call inside [`with_aor`](Self::with_aor) so the
+    /// write is queued in the order the changes were made.
+    pub fn record(
+        &self,
+        aor: &AddressOfRecord,
+        changes: Changes,
+        then: impl FnOnce(Result<(), StoreError>, Changes) + Send + 'static,
+    ) {
         let mut ops = Vec::with_capacity(changes.added.len() + changes.refreshed.len() + changes.removed.len());
-        if !changes.added.is_empty() || !changes.refreshed.is_empty() {
-            let mut heap = self.expiry.lock();
-            for b in changes.added.iter().chain(&changes.refreshed) {
-                heap.push(Reverse((b.expires_at, aor.clone(), Tag::of(&b.key))));
-            }
-        }
+        self.schedule_expiry(aor, changes.added.iter().chain(&changes.refreshed));
         for b in changes.added.iter().chain(&changes.refreshed) {
             ops.push(StoreOp::PutBinding {
                 aor: aor.0.to_string(),
@@ -147,40 +165,60 @@ impl LocationTable {
         for (b, _) in &changes.removed {
             ops.push(StoreOp::DeleteBinding { aor: aor.0.to_string(), key: b.key.clone() });
         }
-        for b in &changes.added {
-            self.metrics.registrations.get_or_create(&label(b.flow.transport)).inc();
-        }
-        for (b, _) in &changes.removed {
-            self.metrics.registrations.get_or_create(&label(b.flow.transport)).dec();
+        self.count(changes.added.iter(), changes.removed.iter().map(|(b, _)| b));
+        if self.events.has_listeners() {
+            self.publish(aor, &changes);
         }
         // With nothing to write, the answer must still wait for anything queued before it.
-        self.store.enqueue(ops, done);
-        if self.events.has_listeners() {
-            self.publish(aor, changes);
+        self.store.enqueue(ops, Completion::Callback(Box::new(move |stored| then(stored, changes))));
+    }
+
+    /// Takes back a REGISTER the store could not keep ([`rules::undo`]), with its heap entries,
+    /// gauges and events.
+    pub fn undo(&self, aor: &AddressOfRecord, changes: Changes, stamp: Stamp) {
+        // Called from a store completion: nothing to write, so no `with_aor`.
+        let undone = self.update_aor(aor, |bindings| rules::undo(bindings, changes, stamp));
+        self.schedule_expiry(aor, undone.restored.iter());
+        self.count(undone.restored.iter(), undone.withdrawn.iter());
+        if !self.events.has_listeners() {
+            return;
+        }
+        let back = |b: &Binding| undone.restored.iter().any(|r| r.key == b.key);
+        for b in undone.withdrawn.iter().filter(|b| !back(b)) {
+            self.events.publish(binding_event("unregistered", aor, b).with("reason", "not stored"));
+        }
+        for b in &undone.restored {
+            let kind = if undone.withdrawn.iter().any(|w| w.key == b.key) { "refreshed" } else { "registered" };
+            self.events.publish(binding_event(kind, aor, b).with("reason", "not stored"));
+        }
+    }
+
+    fn schedule_expiry<'a>(&self, aor: &AddressOfRecord, bindings: impl Iterator<Item = &'a Binding>) {
+        let mut bindings = bindings.peekable();
+        if bindings.peek().is_some() {
+            let mut heap = self.expiry.lock();
+            for b in bindings {
+                heap.push(Reverse((b.expires_at, aor.clone(), Tag::of(&b.key))));
+            }
+        }
+    }
+
+    /// The registration gauges, per transport.
+    fn count<'a>(&self, added: impl Iterator<Item = &'a Binding>, removed: impl Iterator<Item = &'a Binding>) {
+        for b in added {
+            self.metrics.registrations.get_or_create(&label(b.flow.transport)).inc();
+        }
+        for b in removed {
+            self.metrics.registrations.get_or_create(&label(b.flow.transport)).dec();
         }
     }
 
     fn publish(&self, aor: &AddressOfRecord, changes: &Changes) {
-        let ev = |kind: &'static str, b: &Binding| {
-            let mut e = Event::new(kind)
-                .with("aor", aor.0.to_string())
-                .with("contact", b.contact.clone())
-                .with("transport", b.flow.transport.as_str())
-                .with("source", b.flow.remote.to_string())
-                .with("expires_in", b.expires_at.saturating_sub(crate::directory::unix_now()));
-            if let Some(d) = &b.device {
-                e = e.with("mac", d.clone());
-            }
-            if let Some(u) = &b.user {
-                e = e.with("user", u.clone());
-            }
-            e
-        };
         for b in &changes.added {
-            self.events.publish(ev("registered", b));
+            self.events.publish(binding_event("registered", aor, b));
         }
         for b in &changes.refreshed {
-            self.events.publish(ev("refreshed", b));
+            self.events.publish(binding_event("refreshed", aor, b));
         }
         for (b, why) in &changes.removed {
             let reason = match why {
@@ -188,7 +226,7 @@ impl LocationTable {
                 Removal::Evicted => "evicted",
                 Removal::Replaced => "replaced",
             };
-            self.events.publish(ev("unregistered", b).with("reason", reason));
+            self.events.publish(binding_event("unregistered", aor, b).with("reason", reason));
         }
     }
 
@@ -426,5 +464,54 @@ impl Loader<'_> {
         // Most addresses of record hold one binding: no room for more until one comes.
         entry.reserve_exact(1);
         entry.push(binding);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::registrar::binding::TransportKind;
+    use crate::registrar::rules::ContactChange;
+
+    fn register(table: &Arc<LocationTable>, aor: &AddressOfRecord, expires: u32, cseq: u32, stored: &Arc<AtomicBool>) {
+        let facts = rules::tests::facts("c1", cseq, &format!("z9hG4bK{cseq}"), 1_000);
+        let change = ContactChange::Update(vec![rules::tests::contact("sip:a@127.0.0.1:5062", expires)]);
+        let (this, stored) = (table.clone(), stored.clone());
+        table.with_aor(aor, |bindings| {
+            let changes = rules::apply(bindings, &change, &facts, 10).unwrap();
+            let key = aor.clone();
+            table.record(aor, changes, move |result, changes| {
+                stored.store(result.is_ok(), Ordering::SeqCst);
+                if result.is_err() {
+                    this.undo(&key, changes, Stamp::of(&facts.call_id, facts.cseq, &facts.branch));
+                }
+            });
+        });
+    }
+
+    #[test]
+    fn a_register_the_store_refuses_is_taken_back_with_its_gauge() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let (store, _) = Store::open_with(dir.path(), metrics.clone(), false).unwrap();
+        let table = Arc::new(LocationTable::restore(vec![], store.clone(), 1_000, EventBus::new(16), metrics.clone()));
+        let aor = AddressOfRecord::new("1001", "pbx.test");
+        let gauge = || metrics.registrations.get_or_create(&label(TransportKind::Udp)).get();
+        let stored = Arc::new(AtomicBool::new(false));
+        register(&table, &aor, 60, 1, &stored);
+        assert!(stored.load(Ordering::SeqCst));
+        assert_eq!((table.bindings(&aor)[0].expires_at, gauge()), (1_060, 1));
+
+        store.break_binding_writes();
+        register(&table, &aor, 3_600, 2, &stored);
+        assert!(!stored.load(Ordering::SeqCst));
+        assert_eq!((table.bindings(&aor)[0].expires_at, table.bindings(&aor)[0].cseq, gauge()), (1_060, 1, 1));
+        register(&table, &aor, 0, 3, &stored);
+        assert_eq!((table.bindings(&aor).len(), gauge()), (1, 1), "a refused removal leaves the binding");
+        // The restored binding still expires.
+        assert_eq!(table.expire(1_060).len(), 1);
+        assert_eq!((table.len(), gauge()), (0, 0));
     }
 }

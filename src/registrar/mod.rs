@@ -12,7 +12,8 @@
 //! 5. under the address of record's lock: the user is suspended → 403 Account Suspended; the
 //!    bindings are updated and the store write queued (an out-of-order CSeq → 400);
 //! 6. once the store has it durable: 200 OK with every binding — unless the user was suspended
-//!    meanwhile, then 403 Account Suspended.
+//!    meanwhile, then 403 Account Suspended. A write the store refuses (a disk error) is taken
+//!    back out of memory (`rules::undo`) and answered 500 + Retry-After.
 
 pub mod binding;
 mod compact;

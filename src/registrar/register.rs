@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::rules::{self, ContactChange, ContactUpdate, RequestFacts, UpdateError};
+use super::rules::{self, Changes, ContactChange, ContactUpdate, RequestFacts, Stamp, UpdateError};
 use super::{AddressOfRecord, Binding, Registrar};
-use crate::directory::store::Completion;
+use crate::directory::store::StoreError;
 use crate::directory::{unix_now, ExtensionState, SipAccount};
 use crate::events::Event;
 use crate::metrics::StatusLabels;
@@ -19,6 +19,15 @@ use crate::sip::validate::Request;
 
 /// Store submissions not yet durable beyond which REGISTER is answered 503 + Retry-After.
 const MAX_STORE_BACKLOG: usize = 20_000;
+
+/// A REGISTER whose bindings are changed in memory, waiting for the store.
+struct Applied {
+    req: Request,
+    inbound: Inbound,
+    aor: AddressOfRecord,
+    /// The 200 OK, built under the address of record's lock.
+    ok: Bytes,
+}
 
 /// A final answer decided before touching the location table.
 struct Refusal {
@@ -275,11 +284,10 @@ impl Registrar {
             user: auth.account.user.clone(),
             now,
         };
-        let extension = aor.extension().to_owned();
         let this = self.clone();
         let key = aor.clone();
         let outcome = self.location.with_aor(&key, move |bindings| {
-            let refusal = match self.directory.extension_state(&extension) {
+            let refusal = match self.directory.extension_state(aor.extension()) {
                 ExtensionState::Active => None,
                 ExtensionState::Suspended => Some(self.suspended()),
                 ExtensionState::Unknown => Some(Refusal::new(403)),
@@ -294,9 +302,8 @@ impl Registrar {
                 }
             };
             let ok = self.ok_response(&req, &inbound, bindings, now);
-            let done =
-                Completion::Callback(Box::new(move |stored| this.after_commit(stored, &req, &inbound, &extension, ok)));
-            self.location.record(&aor, &changes, done);
+            let applied = Applied { req, inbound, aor: aor.clone(), ok };
+            self.location.record(&aor, changes, move |stored, changes| this.after_commit(stored, applied, changes));
             Ok(())
         });
         if let Err(refused) = outcome {
@@ -325,19 +332,19 @@ impl Registrar {
         b.finish()
     }
 
-    fn after_commit(
-        &self,
-        stored: Result<(), crate::directory::store::StoreError>,
-        req: &Request,
-        inbound: &Inbound,
-        extension: &str,
-        ok: Bytes,
-    ) {
+    /// Step 6. A request the store could not keep is taken back out of memory (so memory holds
+    /// what is durable) and answered 500: the phone tries again after the Retry-After.
+    fn after_commit(&self, stored: Result<(), StoreError>, applied: Applied, changes: Changes) {
+        let Applied { req, inbound, aor, ok } = applied;
         match stored {
-            Err(_) => self.refuse(req, inbound, Refusal::new(500).header("Retry-After", "5")),
-            Ok(()) => match self.directory.extension_state(extension) {
-                ExtensionState::Active => self.finish(inbound, 200, ok),
-                _ => self.refuse(req, inbound, self.suspended()),
+            Err(_) => {
+                let branch = req.top_via().branch.as_deref().unwrap_or_default();
+                self.location.undo(&aor, changes, Stamp::of(&req.call_id, req.cseq.seq, branch));
+                self.refuse(&req, &inbound, Refusal::new(500).header("Retry-After", "5"))
+            }
+            Ok(()) => match self.directory.extension_state(aor.extension()) {
+                ExtensionState::Active => self.finish(&inbound, 200, ok),
+                _ => self.refuse(&req, &inbound, self.suspended()),
             },
         }
     }

@@ -62,6 +62,9 @@ pub struct Changes {
     pub added: Vec<Binding>,
     pub refreshed: Vec<Binding>,
     pub removed: Vec<(Binding, Removal)>,
+    /// Every binding this request changed or removed, as it was before: what [`undo`] puts back
+    /// if the store cannot keep the request.
+    pub previous: Vec<Binding>,
     /// Nothing changed because the request repeats one already applied (a retransmission).
     pub retransmission: bool,
 }
@@ -104,8 +107,9 @@ fn remove_all(bindings: &mut Vec<Binding>, facts: &RequestFacts) -> Result<Chang
             return Ok(Changes { retransmission: true, ..Changes::default() });
         }
     }
-    let removed = bindings.drain(..).map(|b| (b, Removal::Unregistered)).collect();
-    Ok(Changes { removed, ..Changes::default() })
+    let previous = std::mem::take(bindings);
+    let removed = previous.iter().map(|b| (b.clone(), Removal::Unregistered)).collect();
+    Ok(Changes { removed, previous, ..Changes::default() })
 }
 
 fn update(
@@ -130,19 +134,24 @@ fn update(
     for u in updates {
         let position = bindings.iter().position(|b| b.key == u.key);
         match (position, u.expires) {
-            (Some(i), 0) => changes.removed.push((bindings.remove(i), Removal::Unregistered)),
+            (Some(i), 0) => {
+                let old = bindings.remove(i);
+                changes.removed.push((old.clone(), Removal::Unregistered));
+                changes.previous.push(old);
+            }
             (None, 0) => {}
             (Some(i), _) => {
                 let old = &bindings[i];
                 let replaced_contact = old.contact != u.contact;
                 let fresh = new_binding(u, facts, old.registered_at);
+                let old = std::mem::replace(&mut bindings[i], fresh.clone());
                 if replaced_contact {
-                    changes.removed.push((std::mem::replace(&mut bindings[i], fresh.clone()), Removal::Replaced));
+                    changes.removed.push((old.clone(), Removal::Replaced));
                     changes.added.push(fresh);
                 } else {
-                    bindings[i] = fresh.clone();
                     changes.refreshed.push(fresh);
                 }
+                changes.previous.push(old);
             }
             (None, _) => {
                 let fresh = new_binding(u, facts, facts.now);
@@ -162,11 +171,61 @@ fn update(
             .map(|(i, _)| i)
             .unwrap_or(0);
         let evicted = bindings.remove(oldest);
+        let untouched = !changes.previous.iter().any(|p| p.key == evicted.key)
+            && !changes.added.iter().any(|b| b.key == evicted.key);
+        if untouched {
+            changes.previous.push(evicted.clone());
+        }
         changes.added.retain(|b| b.key != evicted.key);
         changes.refreshed.retain(|b| b.key != evicted.key);
         changes.removed.push((evicted, Removal::Evicted));
     }
     Ok(changes)
+}
+
+/// Which request wrote a binding: the Call-ID, CSeq and branch it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    call_id: Tag,
+    cseq: u32,
+    branch: Tag,
+}
+
+impl Stamp {
+    pub fn of(call_id: &str, cseq: u32, branch: &str) -> Stamp {
+        Stamp { call_id: Tag::of(call_id), cseq, branch: Tag::of(branch) }
+    }
+
+    fn marks(&self, b: &Binding) -> bool {
+        b.call_id == self.call_id && b.cseq == self.cseq && b.branch == self.branch
+    }
+}
+
+/// What [`undo`] did to an address of record.
+#[derive(Debug, Default)]
+pub struct Undone {
+    /// The bindings the request wrote, taken out.
+    pub withdrawn: Vec<Binding>,
+    /// The bindings it had changed or removed, back as they were.
+    pub restored: Vec<Binding>,
+}
+
+/// Takes back a REGISTER (`changes`, written by `stamp`) whose store write failed, so that memory
+/// again holds what is durable: the bindings it wrote leave, those it changed or removed come back.
+/// A binding another request wrote since is that request's and stays. When several requests of
+/// one address of record fail together, undo them newest first (the store runs a failed batch's
+/// completions in that order), since a later one may have changed what an earlier one wrote.
+pub fn undo(bindings: &mut Vec<Binding>, changes: Changes, stamp: Stamp) -> Undone {
+    let (withdrawn, kept): (Vec<Binding>, Vec<Binding>) = bindings.drain(..).partition(|b| stamp.marks(b));
+    *bindings = kept;
+    let mut restored = Vec::new();
+    for old in changes.previous {
+        if !bindings.iter().any(|b| b.key == old.key) {
+            bindings.push(old.clone());
+            restored.push(old);
+        }
+    }
+    Undone { withdrawn, restored }
 }
 
 fn new_binding(u: &ContactUpdate, facts: &RequestFacts, registered_at: u64) -> Binding {
@@ -200,11 +259,11 @@ pub fn binding_key(contact_uri: &str, instance: Option<&str>, reg_id: Option<u32
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::binding::TransportKind;
     use super::*;
 
-    fn facts(call_id: &str, cseq: u32, branch: &str, now: u64) -> RequestFacts {
+    pub(crate) fn facts(call_id: &str, cseq: u32, branch: &str, now: u64) -> RequestFacts {
         RequestFacts {
             call_id: call_id.into(),
             cseq,
@@ -223,7 +282,7 @@ mod tests {
         }
     }
 
-    fn contact(uri: &str, expires: u32) -> ContactUpdate {
+    pub(crate) fn contact(uri: &str, expires: u32) -> ContactUpdate {
         ContactUpdate {
             key: binding_key(uri, None, None),
             contact: uri.into(),
@@ -317,5 +376,81 @@ mod tests {
         let c = apply(&mut b, &ContactChange::RemoveAll, &facts("x", 3, "b3", 100), 10).unwrap();
         assert_eq!(c.removed.len(), 2);
         assert!(b.is_empty());
+    }
+
+    /// What is compared when a state must come back: key, contact, expiry and CSeq of each binding.
+    fn state(b: &[Binding]) -> Vec<(String, String, u64, u32)> {
+        let mut s: Vec<_> = b.iter().map(|b| (b.key.clone(), b.contact.clone(), b.expires_at, b.cseq)).collect();
+        s.sort();
+        s
+    }
+
+    /// Applies `change` as request (`call_id`, `cseq`, branch `b<cseq>`) at t=110 with at most two
+    /// contacts, undoes it, and checks the bindings are as before.
+    fn apply_then_undo(b: &mut Vec<Binding>, change: ContactChange, call_id: &str, cseq: u32) {
+        let before = state(b);
+        let f = facts(call_id, cseq, &format!("b{cseq}"), 110);
+        let changes = apply(b, &change, &f, 2).unwrap();
+        assert_ne!(state(b), before, "the request changed nothing");
+        undo(b, changes, Stamp::of(call_id, cseq, &f.branch));
+        assert_eq!(state(b), before);
+    }
+
+    fn two_bindings() -> Vec<Binding> {
+        let mut b = vec![];
+        let both = ContactChange::Update(vec![contact("sip:a@1", 60), contact("sip:b@1", 60)]);
+        apply(&mut b, &both, &facts("x", 1, "b1", 100), 2).unwrap();
+        b
+    }
+
+    #[test]
+    fn undo_takes_back_every_kind_of_change() {
+        apply_then_undo(&mut vec![], ContactChange::Update(vec![contact("sip:a@1", 60)]), "x", 1);
+        apply_then_undo(&mut two_bindings(), ContactChange::Update(vec![contact("sip:a@1", 300)]), "x", 2);
+        apply_then_undo(&mut two_bindings(), ContactChange::Update(vec![contact("sip:a@1", 0)]), "x", 2);
+        apply_then_undo(&mut two_bindings(), ContactChange::RemoveAll, "x", 2);
+        // A third contact evicts the oldest of two.
+        apply_then_undo(&mut two_bindings(), ContactChange::Update(vec![contact("sip:c@1", 60)]), "y", 1);
+        // A refreshed binding that is then evicted comes back as it was before the refresh.
+        let mut b = two_bindings();
+        b[1].registered_at = 90;
+        let change = ContactChange::Update(vec![contact("sip:b@1", 90), contact("sip:c@1", 60)]);
+        apply_then_undo(&mut b, change, "x", 2);
+        // Another contact address of the same instance replaces the binding.
+        let inst = |uri: &str| ContactUpdate {
+            key: binding_key(uri, Some("<urn:uuid:1>"), None),
+            contact: uri.into(),
+            instance: Some("<urn:uuid:1>".into()),
+            reg_id: None,
+            q: None,
+            expires: 60,
+        };
+        let mut b = vec![];
+        apply(&mut b, &ContactChange::Update(vec![inst("sip:a@10.0.0.1")]), &facts("x", 1, "b1", 100), 2).unwrap();
+        apply_then_undo(&mut b, ContactChange::Update(vec![inst("sip:a@10.0.0.2")]), "y", 1);
+    }
+
+    #[test]
+    fn requests_that_fail_together_are_undone_newest_first() {
+        let mut b = two_bindings();
+        let before = state(&b);
+        let first = apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 300)]), &facts("x", 2, "b2", 110), 2);
+        let second = apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 0)]), &facts("x", 3, "b3", 111), 2);
+        let undone = undo(&mut b, second.unwrap(), Stamp::of("x", 3, "b3"));
+        assert_eq!((undone.withdrawn.len(), undone.restored[0].cseq), (0, 2));
+        let undone = undo(&mut b, first.unwrap(), Stamp::of("x", 2, "b2"));
+        assert_eq!((undone.withdrawn.len(), undone.restored[0].cseq), (1, 1));
+        assert_eq!(state(&b), before);
+    }
+
+    #[test]
+    fn undo_leaves_what_a_later_request_wrote() {
+        let mut b = two_bindings();
+        let first = apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 300)]), &facts("x", 2, "b2", 110), 2);
+        apply(&mut b, &ContactChange::Update(vec![contact("sip:a@1", 600)]), &facts("x", 3, "b3", 111), 2).unwrap();
+        let after_second = state(&b);
+        let undone = undo(&mut b, first.unwrap(), Stamp::of("x", 2, "b2"));
+        assert!(undone.withdrawn.is_empty() && undone.restored.is_empty());
+        assert_eq!(state(&b), after_second);
     }
 }
