@@ -14,10 +14,10 @@ use crate::actions::Actions;
 use crate::config::Config;
 use crate::directory::secrets::SecretCipher;
 use crate::directory::store::Store;
-use crate::directory::{unix_now, Directory};
+use crate::directory::{unix_now, Directory, ExtensionState};
 use crate::events::EventBus;
 use crate::metrics::Metrics;
-use crate::registrar::{LocationTable, Registrar, RegistrarSettings};
+use crate::registrar::{AddressOfRecord, LocationTable, Registrar, RegistrarSettings};
 use crate::sip::client::ClientTransactions;
 use crate::sip::dispatch::Dispatcher;
 use crate::sip::notify::Notifier;
@@ -226,7 +226,13 @@ fn load_state(
     });
     let (location, took) = location;
     tracing::info!(bindings = location.len(), elapsed_ms = took.as_millis() as u64, "location table restored");
-    Ok((Arc::new(directory?), location))
+    let directory = directory?;
+    let active = |aor: &AddressOfRecord| directory.extension_state(aor.extension()) == ExtensionState::Active;
+    let removed = location.retain_aors(active);
+    if removed > 0 {
+        tracing::warn!(bindings = removed, "bindings of suspended or unknown extensions removed at start-up");
+    }
+    Ok((Arc::new(directory), location))
 }
 
 /// The HTTPS provisioning listeners: templates checked at start-up, configs for phones.

@@ -274,6 +274,21 @@ impl LocationTable {
         out
     }
 
+    /// Removes, durably, every binding of each address of record `keep` refuses; returns how many
+    /// went. At start-up: the bindings of a user deactivated just before a crash may still be in
+    /// the journal, since the suspension is written first and their removal after it.
+    pub fn retain_aors(&self, keep: impl Fn(&AddressOfRecord) -> bool) -> usize {
+        let refused: Vec<AddressOfRecord> = self.map.iter().map(|e| e.key().clone()).filter(|a| !keep(a)).collect();
+        let mut removed = 0;
+        for aor in &refused {
+            let gone = self.take_where(aor, &|_: &Binding| true, Completion::None);
+            self.announce_removed(aor, RemovalCause::Deactivated, &gone);
+            removed += gone.len();
+        }
+        self.store.write_pending_bindings();
+        removed
+    }
+
     /// Takes the picked bindings out of memory and queues their deletion (under the AOR's lock, so
     /// the store sees it in the order of the AOR's other changes); the caller has it written.
     fn take_where(&self, aor: &AddressOfRecord, pick: &dyn Fn(&Binding) -> bool, done: Completion) -> Vec<Binding> {

@@ -45,3 +45,47 @@ async fn deactivate_survives_kill9_and_restart() {
     let b = bindings(&admin, "1001").await;
     assert!(b.is_empty(), "a binding 500 ms after the refused REGISTERs: {b:#?}");
 }
+
+/// The suspension is written before the bindings' removal, so a crash between the two leaves the
+/// journal holding a suspended user's bindings. Built here by putting back the bindings journal
+/// of before the deactivation: the restart removes that user's bindings and keeps the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bindings_of_a_user_suspended_before_a_crash_do_not_come_back() {
+    let mut srv = TestServer::start();
+    let admin = srv.admin();
+    admin.create_user("alice", "1001").await;
+    admin.create_user("bob", "1002").await;
+    let da = create_device(&admin, &new_mac(), "alice", "1001", Vendor::Yealink).await;
+    let db = create_device(&admin, &new_mac(), "bob", "1002", Vendor::Yealink).await;
+    let mut pa = registered_phone(&srv, &da, Transport::Udp).await;
+    let pb = registered_phone(&srv, &db, Transport::Udp).await;
+    srv.kill9();
+    let journal = srv.data_dir().join("bindings");
+    let before = srv.dir().join("bindings-before-deactivation");
+    copy_files(&journal, &before);
+
+    srv.restart();
+    let report = srv.admin().deactivate("alice").await;
+    assert_eq!(report["bindings_removed"].as_u64(), Some(1), "deactivate answer: {report}");
+    srv.kill9();
+    std::fs::remove_dir_all(&journal).expect("remove the journal");
+    copy_files(&before, &journal);
+
+    srv.restart();
+    let admin = srv.admin();
+    let b = bindings(&admin, "1001").await;
+    assert!(b.is_empty(), "bindings of the suspended user came back from the journal: {b:#?}");
+    let bob = admin.wait_registrations(&[("aor", &aor("1002"))], 1, Duration::from_secs(5)).await;
+    assert!(has_contact_of(&bob, &pb), "an active user's binding was lost: {bob:#?}");
+    let r = pa.register().await;
+    assert_suspended_403("REGISTER of the suspended user's phone after the restart", &r);
+}
+
+fn copy_files(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create the copy's dir");
+    for entry in std::fs::read_dir(from).expect("read the journal dir") {
+        let path = entry.expect("a journal entry").path();
+        assert!(path.is_file(), "the bindings journal holds only files: {}", path.display());
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).expect("copy a journal file");
+    }
+}
