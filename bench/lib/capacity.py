@@ -263,7 +263,7 @@ def main():
             f["p99_ms"] = med([(r["rtt_ms"].get("rtd2") or {}).get("p99") for r in rs])
         f["latency_failed_pct"] = med([r["failed_pct"] for r in rs])
         f["latency_other_cpu_s"] = med([r["other_cpu_s"] for r in rs])
-    out = {"servers": final, "sipp_procs": sipp_procs(False), "coarse_rates": rates, "durations": {"coarse": cd, "final": fd, "latency": ld},
+    out = {"servers": final, "sipp_procs": sipp_procs(False), "sipp_nice": env_int("SIPP_NICE", 0), "coarse_rates": rates, "durations": {"coarse": cd, "final": fd, "latency": ld},
            "reps": reps, "latency_reps": lreps, "users": env_int("USERS", 10000), "runs_jsonl": jsonl,
            "noise": dict(NOISE, max_frac=float(os.environ.get("NOISE_MAX_FRAC", "0.1")))}
     with open(a.out, "w") as f:

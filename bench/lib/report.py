@@ -118,7 +118,8 @@ def main():
                          f"{fmt(d.get('p50_ms_401'), 3)}/{fmt(d.get('p99_ms_401'), 3)}, 200 {fmt(d.get('p50_ms_200'), 3)}/"
                          f"{fmt(d.get('p99_ms_200'), 3)}; Kamailio 401 {fmt(k.get('p50_ms_401'), 3)}/{fmt(k.get('p99_ms_401'), 3)}, "
                          f"200 {fmt(k.get('p50_ms_200'), 3)}/{fmt(k.get('p99_ms_200'), 3)}.")
-            notes.append(f"Capacity: load from {cap.get('sipp_procs', 1)} sipp process(es) side by side (SIPP_PROCS); "
+            notes.append(f"Capacity: load from {cap.get('sipp_procs', 1)} sipp process(es) side by side (SIPP_PROCS), "
+                         f"at nice {cap.get('sipp_nice', 0)} (SIPP_NICE; the servers at 0); "
                          f"coarse sweep over {cap['coarse_rates']} calls/s ({cap['durations']['coarse']} s per step), "
                          f"bisection probes towards the first failing step, then {cap['reps']} runs of {cap['durations']['final']} s "
                          f"at the top; first failing coarse step: deskline {d.get('first_fail_calls_s')}, Kamailio "
