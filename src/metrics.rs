@@ -38,6 +38,19 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// Which of the store's two writers: the bindings journal or the SQLite directory.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum StorePart {
+    bindings,
+    directory,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    pub store: StorePart,
+}
+
 /// Every metric deskline exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -59,6 +72,9 @@ pub struct Metrics {
     pub store_commit_latency: Histogram,
     /// Operations written per group commit.
     pub store_batch_size: Histogram,
+    /// Group commits the store could not write (a full or failing disk), by writer; every
+    /// request in them was refused. Anything above zero wants an operator.
+    pub store_write_failures: Family<StoreLabels, Counter>,
     /// SIP messages refused before processing (malformed, overload).
     pub sip_rejected: Family<StatusLabels, Counter>,
 }
@@ -88,6 +104,12 @@ impl Metrics {
         registry.register("store_commit_latency_seconds", "Duration of one group commit", store_commit_latency.clone());
         let store_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
         registry.register("store_batch_size", "Operations per group commit", store_batch_size.clone());
+        let store_write_failures = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "store_write_failures",
+            "Group commits the store could not write; their requests were refused",
+            store_write_failures.clone(),
+        );
         let sip_rejected = Family::<StatusLabels, Counter>::default();
         registry.register("sip_rejected", "SIP requests refused before processing", sip_rejected.clone());
         Metrics {
@@ -101,6 +123,7 @@ impl Metrics {
             open_connections,
             store_commit_latency,
             store_batch_size,
+            store_write_failures,
             sip_rejected,
         }
     }

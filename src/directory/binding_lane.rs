@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 
 use super::journal::BindingJournal;
 use super::store::{StoreError, StoreOp, Submission};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StoreLabels, StorePart};
 
 /// Where the bindings' writes go, and who writes them. Cheap to clone (the store's handles each
 /// hold one).
@@ -117,6 +117,7 @@ impl LaneState {
             drop(journal);
             if let Err(e) = &result {
                 tracing::error!(error = %e, "bindings journal write failed; {} submissions refused", batch.len());
+                self.metrics.store_write_failures.get_or_create(&StoreLabels { store: StorePart::bindings }).inc();
                 // Completions of a failed batch undo their changes; a later one may have built on
                 // an earlier one's, so newest first.
                 batch.reverse();
@@ -185,7 +186,8 @@ mod tests {
     #[test]
     fn a_failed_batch_is_refused_whole_newest_first_and_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, _) = Store::open_with(dir.path(), Arc::new(Metrics::new()), false).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let (store, _) = Store::open_with(dir.path(), metrics.clone(), false).unwrap();
         store.submit(vec![put("a", "kept".into())], Completion::None);
         store.break_binding_writes();
         let finished = Arc::new(parking_lot::Mutex::new(Vec::new()));
@@ -196,6 +198,8 @@ mod tests {
         }
         store.write_pending_bindings();
         assert_eq!(*finished.lock(), vec![(2, false), (1, false), (0, false)]);
+        let failures = |part| metrics.store_write_failures.get_or_create(&StoreLabels { store: part }).get();
+        assert_eq!((failures(StorePart::bindings), failures(StorePart::directory)), (1, 0));
         assert_eq!(store.backlog(), 0);
         drop(store);
         let (_, snap) = Store::open_with(dir.path(), Arc::new(Metrics::new()), false).unwrap();

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::binding_lane::BindingLane;
 use super::journal::{BindingJournal, BindingRow};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StoreLabels, StorePart};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -423,6 +423,7 @@ fn writer_loop(
         let result = writer.write(&batch);
         if let Err(e) = &result {
             tracing::error!(error = %e, "store commit failed; {} submissions refused", batch.len());
+            metrics.store_write_failures.get_or_create(&StoreLabels { store: StorePart::directory }).inc();
         }
         metrics.store_commit_latency.observe(started.elapsed().as_secs_f64());
         metrics.store_batch_size.observe(ops as f64);
