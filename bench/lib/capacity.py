@@ -83,7 +83,7 @@ def run_once(srv, rate, duration, label, jsonl, pcap=False):
     children = []
     for i in range(procs):
         env = dict(os.environ, SERVER_PID=str(srv["pid"]), LABEL=f"{srv['name']} {label}", MODE="auth",
-                   PCAP="1" if pcap else "0", LOCAL_PORT=str(env_int("LOCAL_PORT", 15060) + i),
+                   PCAP="1" if pcap else "0", SIPP_RTT="1" if pcap else "0", LOCAL_PORT=str(env_int("LOCAL_PORT", 15060) + i),
                    OUTDIR=f"/tmp/regbench/runs/{stamp}-{srv['name']}-{label}-r{int(rate)}-sipp{i + 1}")
         children.append(subprocess.Popen([sys.executable, os.path.join(HERE, "regbench.py"), "127.0.0.1",
                                           str(srv["port"]), str(rate / procs), str(count)],
