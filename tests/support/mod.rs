@@ -31,9 +31,17 @@ pub fn random_hex(n: usize) -> String {
     (0..n).map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap()).collect()
 }
 
-/// A random, valid, lowercase MAC address (12 hex digits) with a Poly OUI.
+/// A valid, lowercase MAC address (12 hex digits) with a Poly OUI, never the same twice in one
+/// test process: a random start (so runs differ), then counting up. Drawing 24 random bits per
+/// call once gave two devices of one server the same MAC (a 409 in CI, 2026-11-27).
 pub fn random_mac() -> String {
-    format!("0004f2{}", random_hex(6))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+    static START: OnceLock<u32> = OnceLock::new();
+    static ISSUED: AtomicU32 = AtomicU32::new(0);
+    let start = *START.get_or_init(|| rand::Rng::gen::<u32>(&mut rand::thread_rng()));
+    let n = start.wrapping_add(ISSUED.fetch_add(1, Ordering::Relaxed)) & 0xff_ffff;
+    format!("0004f2{n:06x}")
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or `timeout` passes.
