@@ -216,6 +216,11 @@ pub struct Undone {
 /// one address of record fail together, undo them newest first (the store runs a failed batch's
 /// completions in that order), since a later one may have changed what an earlier one wrote.
 pub fn undo(bindings: &mut Vec<Binding>, changes: Changes, stamp: Stamp) -> Undone {
+    // A retransmission (or a query) wrote nothing: the bindings carrying its stamp were written
+    // by its first copy, which the store already has.
+    if changes.is_empty() {
+        return Undone::default();
+    }
     let (withdrawn, kept): (Vec<Binding>, Vec<Binding>) = bindings.drain(..).partition(|b| stamp.marks(b));
     *bindings = kept;
     let mut restored = Vec::new();
@@ -440,6 +445,21 @@ pub(super) mod tests {
         assert_eq!((undone.withdrawn.len(), undone.restored[0].cseq), (0, 2));
         let undone = undo(&mut b, first.unwrap(), Stamp::of("x", 2, "b2"));
         assert_eq!((undone.withdrawn.len(), undone.restored[0].cseq), (1, 1));
+        assert_eq!(state(&b), before);
+    }
+
+    #[test]
+    fn undoing_a_retransmission_leaves_what_its_first_copy_wrote() {
+        let mut b = two_bindings();
+        let before = state(&b);
+        let again = apply(
+            &mut b,
+            &ContactChange::Update(vec![contact("sip:a@1", 60), contact("sip:b@1", 60)]),
+            &facts("x", 1, "b1", 105),
+            2,
+        );
+        let undone = undo(&mut b, again.unwrap(), Stamp::of("x", 1, "b1"));
+        assert!(undone.withdrawn.is_empty() && undone.restored.is_empty());
         assert_eq!(state(&b), before);
     }
 
