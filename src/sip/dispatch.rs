@@ -12,7 +12,7 @@ use super::message::{parse_message, salvage_request_headers, Framing, Headers, M
 use super::response::ResponseBuilder;
 use super::subscribe::RegEvents;
 use super::transport::Inbound;
-use super::validate::Request;
+use super::validate::{Refused, Request};
 use crate::metrics::{Metrics, StatusLabels};
 use crate::registrar::Registrar;
 
@@ -66,17 +66,15 @@ impl Dispatcher {
             StartLine::Request { ref method, .. } => {
                 // ACK gets no response, not even to a malformed one (RFC 3261 §17.2.1).
                 let is_ack = *method == Method::Ack;
-                // Only what a rejection must echo is kept aside; the request moves on.
-                let headers = echo_rows(&raw.headers);
-                match Request::from_raw(raw, SUPPORTED) {
+                match Request::check(raw, SUPPORTED) {
                     Ok(req) => self.handle_request(req, inbound),
-                    Err(rejection) => {
+                    Err(Refused { rejection, headers }) => {
                         if !is_ack && matches!(&rejection.code, 400..=599) {
-                            let code = rejection.code;
-                            let unsupported = rejection.unsupported.clone();
-                            self.answer(&headers, &inbound, code, Some(&rejection.reason), |b| match &unsupported {
-                                Some(tags) => b.header("Unsupported", tags),
-                                None => b,
+                            self.answer(&headers, &inbound, rejection.code, Some(&rejection.reason), |b| {
+                                match &rejection.unsupported {
+                                    Some(tags) => b.header("Unsupported", tags),
+                                    None => b,
+                                }
                             });
                         }
                     }
@@ -118,15 +116,4 @@ impl Dispatcher {
             self.metrics.sip_rejected.get_or_create(&StatusLabels { status: code }).inc();
         }
     }
-}
-
-/// The rows a response copies (Via, From, To, Call-ID, CSeq), for answering a rejected request.
-fn echo_rows(headers: &Headers) -> Headers {
-    let mut out = Headers::default();
-    for h in headers.iter() {
-        if matches!(h.name.as_ref(), "Via" | "From" | "To" | "Call-ID" | "CSeq") {
-            out.0.push(h.clone());
-        }
-    }
-    out
 }

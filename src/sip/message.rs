@@ -107,58 +107,103 @@ impl fmt::Display for Method {
     }
 }
 
-/// One header row. `name` is the canonical long form for known names (compact forms expanded),
-/// unknown names as sent; `value` is unfolded (continuation lines joined with one SP) and trimmed.
-#[derive(Debug, Clone)]
-pub struct Header {
-    /// The canonical spelling for every header deskline knows (borrowed, no allocation per
-    /// row: most rows of every request), else the name as sent.
-    pub name: Cow<'static, str>,
-    pub value: String,
+/// One header row as read: `name` is the canonical long form for known names (compact forms
+/// expanded), unknown names as sent; `value` is unfolded (continuation lines joined with one SP)
+/// and trimmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
 }
 
-/// The header rows of a message, in order.
+/// Where one row's value sits in [`Headers`]' text.
+#[derive(Debug, Clone)]
+struct Row {
+    /// The canonical spelling for every header deskline knows (borrowed: most rows of every
+    /// request), else the name as sent.
+    name: Cow<'static, str>,
+    start: u32,
+    end: u32,
+}
+
+/// The header rows of a message, in order. Every value lives in one string, back to back, so
+/// parsing a message allocates twice (the text and the row list) rather than once per row.
 #[derive(Debug, Clone, Default)]
-pub struct Headers(pub Vec<Header>);
+pub struct Headers {
+    text: String,
+    rows: Vec<Row>,
+}
 
 impl Headers {
+    /// Room for `rows` rows holding `text` bytes of values.
+    fn with_capacity(rows: usize, text: usize) -> Headers {
+        Headers { text: String::with_capacity(text), rows: Vec::with_capacity(rows) }
+    }
+
+    fn value(&self, row: &Row) -> &str {
+        &self.text[row.start as usize..row.end as usize]
+    }
+
     /// The first row named `name` (case-insensitive; compact forms such as `"i"` work too).
     pub fn get(&self, name: &str) -> Option<&str> {
         let name = query_name(name);
-        self.0.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+        self.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
     }
 
     /// Every row named `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let name = query_name(name);
-        self.0.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+        self.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
     }
 
     pub fn count(&self, name: &str) -> usize {
-        let name = query_name(name);
-        self.0.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).count()
+        self.get_all(name).count()
     }
 
     /// Appends a row; a known name (long or compact, any case) is stored in its canonical form.
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn push(&mut self, name: impl Into<String>, value: impl AsRef<str>) {
         let name = name.into();
         let name = match canonical_name(&name) {
             Some(c) => Cow::Borrowed(c),
             None => Cow::Owned(name),
         };
-        self.0.push(Header { name, value: value.into() });
+        self.push_row(name, value.as_ref());
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Header> {
-        self.0.iter()
+    fn push_row(&mut self, name: Cow<'static, str>, value: &str) {
+        let start = self.text.len() as u32;
+        self.text.push_str(value);
+        self.rows.push(Row { name, start, end: self.text.len() as u32 });
+    }
+
+    /// Continues the last row with a folded line's text (joined with one SP); `false` when there
+    /// is no row to continue.
+    fn continue_last(&mut self, more: &str) -> bool {
+        let Some(last) = self.rows.last_mut() else {
+            return false;
+        };
+        // The last row's value is the end of the text, so it grows in place.
+        if !more.is_empty() {
+            if last.end > last.start {
+                self.text.push(' ');
+            }
+            self.text.push_str(more);
+            last.end = self.text.len() as u32;
+        }
+        true
+    }
+
+    /// The rows, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Header<'_>> + '_ {
+        self.rows.iter().map(|r| Header { name: &r.name, value: self.value(r) })
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.rows.is_empty()
     }
 }
 
@@ -277,7 +322,7 @@ pub fn parse_message(buf: &[u8], framing: Framing) -> Result<(RawMessage, usize)
         },
     };
     let body = Bytes::copy_from_slice(&data[body_off..body_off + body_len]);
-    Ok((RawMessage { start, headers: Headers(headers), body }, skip + body_off + body_len))
+    Ok((RawMessage { start, headers, body }, skip + body_off + body_len))
 }
 
 /// When [`parse_message`] failed, recovers the Via, From, To, Call-ID and CSeq rows of what looks
@@ -304,9 +349,7 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
             None => break,
             Some(b' ' | b'\t') => {
                 if keep_last {
-                    if let Some(h) = out.0.last_mut() {
-                        append_folded(&mut h.value, line);
-                    }
+                    out.continue_last(&bytes_to_cow(trim_lws(line)));
                 }
             }
             Some(_) => {
@@ -318,10 +361,7 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
                     continue;
                 };
                 if let Some(canon @ ("Via" | "From" | "To" | "Call-ID" | "CSeq")) = canonical_name(name) {
-                    out.0.push(Header {
-                        name: Cow::Borrowed(canon),
-                        value: bytes_to_string(trim_lws(&line[colon + 1..])),
-                    });
+                    out.push_row(Cow::Borrowed(canon), &bytes_to_cow(trim_lws(&line[colon + 1..])));
                     keep_last = true;
                 }
             }
@@ -372,25 +412,8 @@ fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-fn bytes_to_string(b: &[u8]) -> String {
-    match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
-    }
-}
-
-fn append_folded(value: &mut String, line: &[u8]) {
-    let more = trim_lws(line);
-    if more.is_empty() {
-        return;
-    }
-    if !value.is_empty() {
-        value.push(' ');
-    }
-    match std::str::from_utf8(more) {
-        Ok(s) => value.push_str(s),
-        Err(_) => value.push_str(&String::from_utf8_lossy(more)),
-    }
+fn bytes_to_cow(b: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(b)
 }
 
 /// End of the header section: (length of the header lines including the last line's LF, offset of
@@ -425,7 +448,7 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, FrameError> {
         if !(100..=699).contains(&code) {
             return Err(FrameError::BadStartLine);
         }
-        let reason = bytes_to_string(trim_lws(after.get(code_end + 1..).unwrap_or(&[])));
+        let reason = bytes_to_cow(trim_lws(after.get(code_end + 1..).unwrap_or(&[]))).into_owned();
         return Ok(StartLine::Response { version: version.to_owned(), code, reason });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version. Extra SP between the elements and at
@@ -459,13 +482,13 @@ fn is_version(v: &str) -> bool {
 
 /// The header lines (after the start line). Every index used for slicing is the position of an
 /// ASCII byte, so slicing the `&str` never splits a character.
-fn parse_header_lines(text: &str) -> Result<Vec<Header>, FrameError> {
+fn parse_header_lines(text: &str) -> Result<Headers, FrameError> {
     let bytes = text.as_bytes();
     // A CR is only allowed as part of a line end.
     if memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n')) {
         return Err(FrameError::BadHeaderLine);
     }
-    let mut headers: Vec<Header> = Vec::with_capacity(16);
+    let mut headers = Headers::with_capacity(16, text.len());
     let mut pos = 0;
     while pos < bytes.len() {
         let end = memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
@@ -476,13 +499,8 @@ fn parse_header_lines(text: &str) -> Result<Vec<Header>, FrameError> {
         match lb.first() {
             None => return Err(FrameError::BadHeaderLine),
             Some(b' ' | b'\t') => {
-                let last = headers.last_mut().ok_or(FrameError::BadHeaderLine)?;
-                let more = trim_ws(line);
-                if !more.is_empty() {
-                    if !last.value.is_empty() {
-                        last.value.push(' ');
-                    }
-                    last.value.push_str(more);
+                if !headers.continue_last(trim_ws(line)) {
+                    return Err(FrameError::BadHeaderLine);
                 }
             }
             Some(_) => {
@@ -495,7 +513,7 @@ fn parse_header_lines(text: &str) -> Result<Vec<Header>, FrameError> {
                 }
                 let name = &line[..name_end];
                 let name = canonical_name(name).map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed);
-                headers.push(Header { name, value: trim_ws(&line[colon + 1..]).to_owned() });
+                headers.push_row(name, trim_ws(&line[colon + 1..]));
             }
         }
     }
@@ -504,7 +522,7 @@ fn parse_header_lines(text: &str) -> Result<Vec<Header>, FrameError> {
 
 /// The Content-Length of the message: `None` when absent; every row must be a plain decimal and all
 /// rows must agree. An overlarge value reads as `usize::MAX` (then "too large", not "invalid").
-fn content_length(headers: &[Header]) -> Result<Option<usize>, FrameError> {
+fn content_length(headers: &Headers) -> Result<Option<usize>, FrameError> {
     let mut found: Option<usize> = None;
     for h in headers.iter().filter(|h| h.name == "Content-Length") {
         let v = h.value.as_bytes();

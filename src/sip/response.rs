@@ -30,16 +30,16 @@ impl ResponseBuilder {
         buf.push_str("\r\n");
         let mut first_via = true;
         for h in headers.iter() {
-            match h.name.as_ref() {
+            match h.name {
                 "Via" if first_via => {
                     first_via = false;
-                    push_top_via(&mut buf, &h.value, source);
+                    push_top_via(&mut buf, h.value, source);
                 }
-                "Via" | "From" | "Call-ID" | "CSeq" => push_header(&mut buf, &h.name, &h.value),
+                "Via" | "From" | "Call-ID" | "CSeq" => push_header(&mut buf, h.name, h.value),
                 "To" => {
                     buf.push_str("To: ");
-                    buf.push_str(&h.value);
-                    if code > 100 && !has_tag(&h.value) {
+                    buf.push_str(h.value);
+                    if code > 100 && !has_tag(h.value) {
                         buf.push_str(";tag=");
                         buf.push_str(&local_tag(headers));
                     }

@@ -52,6 +52,13 @@ pub struct Rejection {
     pub unsupported: Option<String>,
 }
 
+/// A request [`Request::check`] refused, with its rows for the answer to echo.
+#[derive(Debug)]
+pub struct Refused {
+    pub rejection: Rejection,
+    pub headers: Headers,
+}
+
 impl Rejection {
     fn new(code: u16, reason: impl Into<String>) -> Rejection {
         Rejection { code, reason: reason.into(), unsupported: None }
@@ -71,26 +78,41 @@ impl Request {
     /// `supported` (else 420 with the unsupported tags; not for ACK and CANCEL). Content-Length
     /// was checked by the framer. Whether the method is served (405/501) is the dispatcher's call.
     pub fn from_raw(raw: RawMessage, supported: &[&str]) -> Result<Request, Rejection> {
-        let StartLine::Request { method, uri: uri_text, version } = raw.start else {
+        Request::check(raw, supported).map_err(|refused| refused.rejection)
+    }
+
+    /// [`Request::from_raw`], but a refused request gives its header rows back, for the rejection
+    /// to echo (so the accepted ones, nearly all, need no copy of them).
+    pub fn check(raw: RawMessage, supported: &[&str]) -> Result<Request, Refused> {
+        let RawMessage { start, mut headers, body } = raw;
+        match Request::typed(start, &mut headers, body, supported) {
+            Ok(req) => Ok(req),
+            Err(rejection) => Err(Refused { rejection, headers }),
+        }
+    }
+
+    /// The checks of [`Request::from_raw`]; on success the rows move from `rows` into the request.
+    fn typed(start: StartLine, rows: &mut Headers, body: Bytes, supported: &[&str]) -> Result<Request, Rejection> {
+        let StartLine::Request { method, uri: uri_text, version } = start else {
             return Err(Rejection::bad("Not a Request"));
         };
         if !version.eq_ignore_ascii_case("SIP/2.0") {
             return Err(Rejection::new(505, "Version Not Supported"));
         }
-        let headers = raw.headers;
+        let headers = &*rows;
         // One pass over the rows: where each header is, how often it occurs, and the Via values
         // (a Via error is reported after the presence checks, as documented).
         let mut seen = [(0usize, ""); SLOTS];
         let mut via = Vec::with_capacity(2);
         let mut via_ok = true;
         for h in headers.iter() {
-            if let Some(s) = slot(&h.name) {
+            if let Some(s) = slot(h.name) {
                 if seen[s].0 == 0 {
-                    seen[s].1 = h.value.as_str();
+                    seen[s].1 = h.value;
                 }
                 seen[s].0 += 1;
                 if s == VIA && via_ok {
-                    via_ok = Via::parse_list_into(&h.value, &mut via).is_ok();
+                    via_ok = Via::parse_list_into(h.value, &mut via).is_ok();
                 }
             }
         }
@@ -137,7 +159,7 @@ impl Request {
             1 => Some(ContactSpec::parse_rows(std::iter::once(seen[CONTACT].1)).map_err(|_| invalid("Contact"))?),
             _ => Some(
                 ContactSpec::parse_rows(
-                    headers.iter().filter(|h| slot(&h.name) == Some(CONTACT)).map(|h| h.value.as_str()),
+                    headers.iter().filter(|h| slot(h.name) == Some(CONTACT)).map(|h| h.value),
                 )
                 .map_err(|_| invalid("Contact"))?,
             ),
@@ -177,8 +199,8 @@ impl Request {
             method,
             uri,
             uri_text,
-            headers,
-            body: raw.body,
+            headers: std::mem::take(rows),
+            body,
             via,
             from,
             to,

@@ -33,9 +33,9 @@ fn headers_lookup() {
     h.push("VIA", "SIP/2.0/UDP b");
     h.push("call-id", "x");
     h.push("X-Custom", "1");
-    assert_eq!(h.0[0].name, "Via");
-    assert_eq!(h.0[1].name, "Via");
-    assert_eq!(h.0[2].name, "Call-ID");
+    assert_eq!(h.iter().next().unwrap().name, "Via");
+    assert_eq!(h.iter().nth(1).unwrap().name, "Via");
+    assert_eq!(h.iter().nth(2).unwrap().name, "Call-ID");
     assert_eq!(h.get("via"), Some("SIP/2.0/UDP a"));
     assert_eq!(h.get("V"), Some("SIP/2.0/UDP a"));
     assert_eq!(h.get_all("Via").collect::<Vec<_>>(), vec!["SIP/2.0/UDP a", "SIP/2.0/UDP b"]);
@@ -60,7 +60,7 @@ fn parses_a_request() {
 fn folding_compact_names_and_lws_before_colon() {
     let msg = b"REGISTER sip:x SIP/2.0\r\nv  : SIP/2.0/UDP h\r\nContact   :\r\n <sip:a@b>\r\n\t;expires=5\r\nAuthorization: Digest username=\"1\",\r\n  realm=\"r\"  \r\nl:0\r\n\r\n";
     let (m, _) = dgram(msg).unwrap();
-    let names: Vec<_> = m.headers.iter().map(|h| h.name.as_ref()).collect();
+    let names: Vec<_> = m.headers.iter().map(|h| h.name).collect();
     assert_eq!(names, ["Via", "Contact", "Authorization", "Content-Length"]);
     assert_eq!(m.headers.get("Contact"), Some("<sip:a@b> ;expires=5"));
     assert_eq!(m.headers.get("Authorization"), Some("Digest username=\"1\", realm=\"r\""));
@@ -176,9 +176,9 @@ fn header_lines() {
     assert_eq!(m.headers.get("X"), Some("\u{fffd}\u{fffd}"));
     // Unknown names are kept as sent; empty values are allowed.
     let (m, _) = dgram(b"OPTIONS sip:x SIP/2.0\r\nNewFangledHeader:   newfangled value\r\n continued newfangled value\r\ns :\r\nX-Y:\r\n\r\n").unwrap();
-    assert_eq!(m.headers.0[0].name, "NewFangledHeader");
-    assert_eq!(m.headers.0[0].value, "newfangled value continued newfangled value");
-    assert_eq!(m.headers.0[1].name, "Subject");
+    assert_eq!(m.headers.iter().next().unwrap().name, "NewFangledHeader");
+    assert_eq!(m.headers.iter().next().unwrap().value, "newfangled value continued newfangled value");
+    assert_eq!(m.headers.iter().nth(1).unwrap().name, "Subject");
     assert_eq!(m.headers.get("Subject"), Some(""));
 }
 
@@ -187,7 +187,7 @@ fn salvage() {
     let msg = b"INVITE sip:user@example.com SIP/2.0\r\nMax-Forwards: 80\r\nTo: sip:j.user@example.com\r\nFrom: sip:caller@example.net;tag=9\r\nCall-ID: clerr.0ha\r\nCSeq: 8 INVITE\r\nv: SIP/2.0/UDP host5.example.com;\r\n branch=z9hG4bK-39234\r\nContent-Length: 9999\r\n\r\nv=0\r\n";
     assert_eq!(dgram(msg).unwrap_err(), FrameError::ContentLengthTooLarge);
     let h = salvage_request_headers(msg).unwrap();
-    let names: Vec<_> = h.iter().map(|h| h.name.as_ref()).collect();
+    let names: Vec<_> = h.iter().map(|h| h.name).collect();
     assert_eq!(names, ["To", "From", "Call-ID", "CSeq", "Via"]);
     assert_eq!(h.get("Via"), Some("SIP/2.0/UDP host5.example.com; branch=z9hG4bK-39234"));
     assert!(salvage_request_headers(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n\r\n").is_none());

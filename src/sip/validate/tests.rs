@@ -108,7 +108,7 @@ fn phone_variants() {
     // Odd case in names.
     let r = variant("Call-ID:", "cALL-iD:");
     assert_eq!(r.call_id, "1406391513@192.168.1.50");
-    assert_eq!(r.headers.0[3].name, "Call-ID");
+    assert_eq!(r.headers.iter().nth(3).unwrap().name, "Call-ID");
     // Two contacts in one row, and in two rows.
     let r = variant(";q=0.8", ";q=0.8, <sip:1001@10.0.0.9:5062>;expires=0");
     assert_eq!(contact_list(&r).iter().map(|c| c.expires).collect::<Vec<_>>(), [Some(3600), Some(0)]);

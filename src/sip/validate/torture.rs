@@ -152,7 +152,7 @@ fn exercise(bytes: &[u8]) {
 
 fn exercise_headers(h: &Headers) {
     for row in h.iter() {
-        let v = row.value.as_str();
+        let v = row.value;
         let _ = Via::parse_list(v);
         let _ = NameAddr::parse(v);
         let _ = CSeq::parse(v);
