@@ -20,6 +20,7 @@ use crate::directory::store::StoreOp;
 use crate::directory::{Device, Directory, DirectoryError, Mac, UserStatus};
 use crate::events::{Event, EventBus};
 use crate::metrics::Metrics;
+use crate::registrar::location::{RemovalNotStored, REMOVAL_ATTEMPTS};
 use crate::registrar::{AddressOfRecord, Binding, Registrar, RemovalCause};
 use crate::sip::notify::Notifier;
 
@@ -45,6 +46,9 @@ pub struct ActionReport {
     pub devices_unreachable: Vec<String>,
     /// False when the action found nothing to change (e.g. deactivating a suspended user).
     pub changed: bool,
+    /// What was done but not stored (e.g. bindings removed whose removal the store refused).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,23 +101,47 @@ impl Actions {
     }
 
     /// Removes every binding of a user's extensions (optionally only one device's); remembers
-    /// where each device was so it can still be notified.
-    async fn remove_bindings(&self, extensions: &[String], cause: RemovalCause, only: Option<&Mac>) -> Vec<Binding> {
+    /// where each device was so it can still be notified. The warning says when the store refused
+    /// the removal: for a user deactivated or deleted, start-up drops such bindings anyway; for
+    /// one signed out or a device moved or deleted, a restart before they expire would bring them
+    /// back, and the operator should know.
+    async fn remove_bindings(
+        &self,
+        extensions: &[String],
+        cause: RemovalCause,
+        only: Option<&Mac>,
+    ) -> (Vec<Binding>, Option<String>) {
         let aors: Vec<AddressOfRecord> = extensions.iter().map(|e| self.registrar.aor(e)).collect();
+        let location = self.registrar.location();
+        let mut refused = None;
+        let mut note = |not_stored: RemovalNotStored| {
+            refused = Some(not_stored.error);
+            not_stored.removed
+        };
         let removed = match only {
-            None => self.registrar.location().remove_all_of(&aors, cause).await,
+            None => location.remove_all_of(&aors, cause).await.unwrap_or_else(&mut note),
             Some(m) => {
                 let mut removed = Vec::new();
                 for aor in aors {
                     let pick = |b: &Binding| b.device.as_deref() == Some(m.as_str());
-                    let gone = self.registrar.location().remove_where(&aor, cause, pick).await;
-                    removed.extend(gone.into_iter().map(|b| (aor.clone(), b)));
+                    match location.remove_where(&aor, cause, pick).await {
+                        Ok(gone) => removed.extend(gone.into_iter().map(|b| (aor.clone(), b))),
+                        Err(not_stored) => removed.extend(note(not_stored)),
+                    }
                 }
                 removed
             }
         };
         self.remember_last_contacts(&removed).await;
-        removed.into_iter().map(|(_, b)| b).collect()
+        let warning = refused.filter(|_| cause != RemovalCause::Deactivated).map(|e| {
+            format!(
+                "{} binding(s) removed from service, but the store refused their removal {} times ({e}): \
+                 a restart before they expire would bring them back",
+                removed.len(),
+                REMOVAL_ATTEMPTS
+            )
+        });
+        (removed.into_iter().map(|(_, b)| b).collect(), warning)
     }
 
     fn user_extensions(&self, username: &str) -> Result<(Vec<String>, UserStatus), ActionError> {
@@ -162,11 +190,12 @@ impl Actions {
         for d in &devices {
             self.directory.rotate_credentials(&d.mac, None).await?;
         }
-        let removed = self.remove_bindings(&extensions, RemovalCause::SignedOut, None).await;
+        let (removed, warning) = self.remove_bindings(&extensions, RemovalCause::SignedOut, None).await;
         let devices = self.directory.devices_of_user(username);
         let mut report = self.notify_devices(&devices, &removed, &held).await;
         report.bindings_removed = removed.len();
         report.changed = true;
+        report.warnings.extend(warning);
         self.events.publish(Event::new("user_signed_out").with("user", username));
         self.audit(actor, "sign_out", username, serde_json::to_value(&report).unwrap_or_default()).await;
         Ok(report)
@@ -183,7 +212,7 @@ impl Actions {
             .map(|d| (d.mac.clone(), d.credentials.secret.expose().to_owned()))
             .collect();
         let macs = self.directory.delete_user(username).await?;
-        let removed = self.remove_bindings(&extensions, RemovalCause::Deactivated, None).await;
+        let (removed, _) = self.remove_bindings(&extensions, RemovalCause::Deactivated, None).await;
         let devices: Vec<Device> = macs.iter().filter_map(|m| self.directory.device(m)).collect();
         let mut report = self.notify_devices(&devices, &removed, &held).await;
         report.bindings_removed = removed.len();
@@ -208,10 +237,11 @@ impl Actions {
         let old_extensions: Vec<String> = device.extension.iter().cloned().collect();
         let held: HeldSecrets = [(mac.clone(), device.credentials.secret.expose().to_owned())].into();
         let updated = self.directory.assign_device(mac, user, None).await?;
-        let removed = self.remove_bindings(&old_extensions, RemovalCause::SignedOut, Some(mac)).await;
+        let (removed, warning) = self.remove_bindings(&old_extensions, RemovalCause::SignedOut, Some(mac)).await;
         let mut report = self.notify_devices(std::slice::from_ref(&updated), &removed, &held).await;
         report.bindings_removed = removed.len();
         report.changed = true;
+        report.warnings.extend(warning);
         self.events.publish(Event::new("device_reassigned").with("mac", mac.to_string()).with("user", user));
         self.audit(actor, "reassign_device", mac.as_str(), serde_json::json!({"user": user})).await;
         Ok(report)
@@ -230,8 +260,13 @@ impl Actions {
     pub async fn delete_device(&self, mac: &Mac, actor: &str) -> Result<(Device, ActionReport), ActionError> {
         let device = self.directory.delete_device(mac).await?;
         let extensions: Vec<String> = device.extension.iter().cloned().collect();
-        let removed = self.remove_bindings(&extensions, RemovalCause::SignedOut, Some(mac)).await;
-        let report = ActionReport { bindings_removed: removed.len(), changed: true, ..ActionReport::default() };
+        let (removed, warning) = self.remove_bindings(&extensions, RemovalCause::SignedOut, Some(mac)).await;
+        let report = ActionReport {
+            bindings_removed: removed.len(),
+            changed: true,
+            warnings: warning.into_iter().collect(),
+            ..ActionReport::default()
+        };
         self.events.publish(Event::new("device_deleted").with("mac", mac.to_string()));
         self.audit(
             actor,

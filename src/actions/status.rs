@@ -59,7 +59,12 @@ impl Actions {
             .collect();
         let aors: Vec<AddressOfRecord> =
             status.changed.iter().flat_map(|u| u.extensions.iter()).map(|e| self.registrar.aor(e)).collect();
-        let removed = self.registrar.location().remove_all_of(&aors, RemovalCause::Deactivated).await;
+        // A removal the store refused is only logged: the suspension is stored, and start-up drops
+        // the bindings of suspended users, so none of them can come back.
+        let removed = match self.registrar.location().remove_all_of(&aors, RemovalCause::Deactivated).await {
+            Ok(removed) => removed,
+            Err(not_stored) => not_stored.removed,
+        };
         let mut removed_per_user: HashMap<String, usize> = HashMap::new();
         for (aor, _) in &removed {
             if let Some(user) = owners.get(aor) {

@@ -117,6 +117,10 @@ pub struct ActionReportDoc {
     pub devices_notified: Vec<String>,
     pub devices_unreachable: Vec<String>,
     pub changed: bool,
+    /// Present when part of what was done could not be stored (e.g. bindings removed from service
+    /// whose removal the store refused: a restart before they expire would bring them back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A live binding (the registrar's `BindingView`, as documented).

@@ -93,6 +93,11 @@ impl BindingLane {
     pub(super) fn break_writes(&self) {
         self.state.journal.lock().break_writes();
     }
+
+    #[cfg(test)]
+    pub(super) fn mend_writes(&self) {
+        self.state.journal.lock().mend_writes();
+    }
 }
 
 impl LaneState {

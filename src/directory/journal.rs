@@ -200,6 +200,12 @@ impl BindingJournal {
         self.segment = File::open(&self.segment_path).expect("segment readable");
     }
 
+    /// Undoes [`Self::break_writes`]: the disk is back.
+    #[cfg(test)]
+    pub(crate) fn mend_writes(&mut self) {
+        self.segment = OpenOptions::new().write(true).open(&self.segment_path).expect("segment writable");
+    }
+
     /// Whether a background compaction is running (tests wait on it).
     #[cfg(test)]
     pub(crate) fn is_compacting(&self) -> bool {

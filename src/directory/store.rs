@@ -308,6 +308,12 @@ impl Store {
         self.bindings.break_writes();
     }
 
+    /// Undoes [`Self::break_binding_writes`].
+    #[cfg(test)]
+    pub(crate) fn mend_binding_writes(&self) {
+        self.bindings.mend_writes();
+    }
+
     /// Submissions not yet durable: the registrar sheds load (503) when this grows.
     pub fn backlog(&self) -> usize {
         self.backlog.load(std::sync::atomic::Ordering::Relaxed)

@@ -25,6 +25,9 @@ use crate::directory::store::{Completion, Store, StoreError, StoreOp};
 use crate::events::{Event, EventBus};
 use crate::metrics::{Metrics, TransportLabel, TransportLabels};
 
+mod removal;
+pub use removal::{RemovalNotStored, REMOVAL_ATTEMPTS, REMOVE_CHUNK};
+
 /// When a binding is due: (expiry, address of record, tag of its key), soonest first.
 type Due = Reverse<(u64, AddressOfRecord, Tag)>;
 
@@ -81,9 +84,6 @@ fn binding_event(kind: &'static str, aor: &AddressOfRecord, b: &Binding) -> Even
     }
     e
 }
-
-/// AORs whose bindings one store round of [`LocationTable::remove_all_of`] deletes.
-pub const REMOVE_CHUNK: usize = 256;
 
 /// A binding as the store's journal keeps it: postcard, a compact binary serde format (a third
 /// of the JSON's size and a tenth of its encoding time on the REGISTER path). Its layout follows
@@ -228,50 +228,6 @@ impl LocationTable {
             };
             self.events.publish(binding_event("unregistered", aor, b).with("reason", reason));
         }
-    }
-
-    /// Removes bindings of `aor` that `pick` selects, durably; returns them once the store has them
-    /// gone.
-    pub async fn remove_where(
-        &self,
-        aor: &AddressOfRecord,
-        cause: RemovalCause,
-        pick: impl Fn(&Binding) -> bool,
-    ) -> Vec<Binding> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let removed = self.take_where(aor, &pick, Completion::Notify(tx));
-        self.store.write_pending_bindings();
-        let _ = rx.await;
-        self.announce_removed(aor, cause, &removed);
-        removed
-    }
-
-    /// Removes every binding of every AOR named, durably, [`REMOVE_CHUNK`] AORs per store
-    /// round (so a REGISTER's write never queues behind thousands of deletions), yielding between
-    /// chunks; returns what went, once the store has it gone.
-    pub async fn remove_all_of(
-        &self,
-        aors: &[AddressOfRecord],
-        cause: RemovalCause,
-    ) -> Vec<(AddressOfRecord, Binding)> {
-        let mut out = Vec::new();
-        for chunk in aors.chunks(REMOVE_CHUNK) {
-            let mut removed = Vec::with_capacity(chunk.len());
-            for aor in chunk {
-                // Queued in order inside each AOR's lock; the empty submission below completes
-                // only once all of them are written.
-                removed.push((aor, self.take_where(aor, &|_: &Binding| true, Completion::None)));
-            }
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.store.submit(Vec::new(), Completion::Notify(tx));
-            let _ = rx.await;
-            for (aor, gone) in removed {
-                self.announce_removed(aor, cause, &gone);
-                out.extend(gone.into_iter().map(|b| (aor.clone(), b)));
-            }
-            tokio::task::yield_now().await;
-        }
-        out
     }
 
     /// Removes, durably, every binding of each address of record `keep` refuses; returns how many
@@ -491,7 +447,20 @@ mod tests {
     use crate::registrar::rules::ContactChange;
 
     fn register(table: &Arc<LocationTable>, aor: &AddressOfRecord, expires: u32, cseq: u32, stored: &Arc<AtomicBool>) {
-        let facts = rules::tests::facts("c1", cseq, &format!("z9hG4bK{cseq}"), 1_000);
+        register_at(table, aor, expires, cseq, stored, 1_000);
+    }
+
+    /// A REGISTER of `sip:a@127.0.0.1:5062` to `aor` at unix time `now`, with the undo a refused
+    /// write gets; `stored` says whether the store kept it.
+    pub(super) fn register_at(
+        table: &Arc<LocationTable>,
+        aor: &AddressOfRecord,
+        expires: u32,
+        cseq: u32,
+        stored: &Arc<AtomicBool>,
+        now: u64,
+    ) {
+        let facts = rules::tests::facts("c1", cseq, &format!("z9hG4bK{cseq}"), now);
         let change = ContactChange::Update(vec![rules::tests::contact("sip:a@127.0.0.1:5062", expires)]);
         let (this, stored) = (table.clone(), stored.clone());
         table.with_aor(aor, |bindings| {

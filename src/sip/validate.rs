@@ -158,10 +158,8 @@ impl Request {
             0 => None,
             1 => Some(ContactSpec::parse_rows(std::iter::once(seen[CONTACT].1)).map_err(|_| invalid("Contact"))?),
             _ => Some(
-                ContactSpec::parse_rows(
-                    headers.iter().filter(|h| slot(h.name) == Some(CONTACT)).map(|h| h.value),
-                )
-                .map_err(|_| invalid("Contact"))?,
+                ContactSpec::parse_rows(headers.iter().filter(|h| slot(h.name) == Some(CONTACT)).map(|h| h.value))
+                    .map_err(|_| invalid("Contact"))?,
             ),
         };
         if cseq.method != method {
