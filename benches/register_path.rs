@@ -86,8 +86,8 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let mut cr = creds.clone();
-                cr.nonce = authority.nonce(now);
-                cr.response = auth::response(&cr, "REGISTER", "pw1001");
+                cr.nonce = authority.nonce(now).into();
+                cr.response = auth::response(&cr, "REGISTER", "pw1001").into();
                 cr
             },
             |cr| {

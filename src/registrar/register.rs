@@ -16,6 +16,7 @@ use crate::sip::response::{date_now, ResponseBuilder};
 use crate::sip::transport::Inbound;
 use crate::sip::uri::Uri;
 use crate::sip::validate::Request;
+use crate::sip::Text;
 
 /// Store submissions not yet durable beyond which REGISTER is answered 503 + Retry-After.
 const MAX_STORE_BACKLOG: usize = 20_000;
@@ -187,7 +188,7 @@ impl Registrar {
                 self.events.publish(
                     Event::new("auth_failed")
                         .with("source", inbound.flow.remote.to_string())
-                        .with("username", creds.username.clone()),
+                        .with("username", creds.username.as_str()),
                 );
                 Err(Refusal::new(403))
             }
@@ -238,7 +239,7 @@ impl Registrar {
                     if asked != 0 && asked < s.min_expires {
                         return Err(Refusal::new(423).header("Min-Expires", s.min_expires.to_string()));
                     }
-                    let contact = c.addr.uri_text.clone();
+                    let contact = c.addr.uri_text.to_string();
                     updates.push(ContactUpdate {
                         key: rules::binding_key(&contact, c.instance.as_deref(), c.reg_id),
                         contact,
@@ -278,7 +279,7 @@ impl Registrar {
             cseq: req.cseq.seq,
             branch: req.top_via().branch.clone().unwrap_or_default(),
             flow: inbound.flow,
-            user_agent: req.header("User-Agent").map(str::to_owned),
+            user_agent: req.header("User-Agent").map(Text::from),
             path: req.headers.get_all("Path").map(str::to_owned).collect(),
             device: Some(auth.account.mac.to_string()),
             user: auth.account.user.clone(),

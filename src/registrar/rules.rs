@@ -3,6 +3,7 @@
 //! applies or none of it does.
 
 use super::binding::{intern_user_agent, Binding, Flow, Tag};
+use crate::sip::Text;
 
 /// One contact of a REGISTER, with its granted expiry already decided (0 = remove).
 #[derive(Debug, Clone)]
@@ -28,11 +29,11 @@ pub enum ContactChange {
 /// The request-wide facts every binding it touches records.
 #[derive(Debug, Clone)]
 pub struct RequestFacts {
-    pub call_id: String,
+    pub call_id: Text,
     pub cseq: u32,
-    pub branch: String,
+    pub branch: Text,
     pub flow: Flow,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Text>,
     pub path: Vec<String>,
     pub device: Option<String>,
     pub user: Option<String>,
@@ -92,10 +93,10 @@ pub fn apply(
 /// The §10.3 step 7 check for one existing binding: Ok(true) when the request is a retransmission
 /// of the one that set it.
 fn check_order(existing: &Binding, facts: &RequestFacts) -> Result<bool, UpdateError> {
-    if existing.call_id != facts.call_id || facts.cseq > existing.cseq {
+    if existing.call_id != *facts.call_id || facts.cseq > existing.cseq {
         return Ok(false);
     }
-    if facts.cseq == existing.cseq && facts.branch == existing.branch && !facts.branch.is_empty() {
+    if facts.cseq == existing.cseq && existing.branch == *facts.branch && !facts.branch.is_empty() {
         return Ok(true);
     }
     Err(UpdateError::OutOfOrder)

@@ -282,14 +282,14 @@ mod tests {
             realm: auth.realm().into(),
             nonce: nonce.into(),
             uri: "sip:pbx.test;transport=tls".into(),
-            response: String::new(),
+            response: Default::default(),
             algorithm: alg,
             cnonce: Some("0a4f113b".into()),
             qop: Some("auth".into()),
             nc: Some(nc),
             opaque: None,
         };
-        c.response = response(&c, "REGISTER", "secret");
+        c.response = response(&c, "REGISTER", "secret").into();
         c
     }
 
@@ -301,7 +301,7 @@ mod tests {
             realm: "http-auth@example.org".into(),
             nonce: "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v".into(),
             uri: "/dir/index.html".into(),
-            response: String::new(),
+            response: Default::default(),
             algorithm: DigestAlgorithm::Sha256,
             cnonce: Some("f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ".into()),
             qop: Some("auth".into()),

@@ -34,7 +34,7 @@ impl ClientTransactions {
             .and_then(|vias| vias.into_iter().next())
             .and_then(|via| via.branch);
         let Some(branch) = branch else { return };
-        if let Some(tx) = self.pending.get(&branch) {
+        if let Some(tx) = self.pending.get(branch.as_str()) {
             let _ = tx.send(raw);
         }
     }

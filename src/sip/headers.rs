@@ -18,6 +18,7 @@ pub use via::Via;
 use std::borrow::Cow;
 
 use super::message::{is_token_byte, Method};
+use super::{Param, Text};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad {header} header: {reason}")]
@@ -128,8 +129,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// At a `"`: the quoted-string's content with `\`-escapes removed. `None` if unterminated.
-    pub(crate) fn quoted(&mut self) -> Option<String> {
-        self.quoted_cow().map(Cow::into_owned)
+    pub(crate) fn quoted(&mut self) -> Option<Text> {
+        self.quoted_cow().map(|q| Text::from(q.as_ref()))
     }
 
     /// [`Self::quoted`] without an allocation when there is no escape.
@@ -191,14 +192,10 @@ impl<'a> Scanner<'a> {
     /// `*( SWS ";" SWS name [ SWS "=" SWS value ] )`, stopping (without consuming) at the end or,
     /// when `stop_at_comma`, at a `,`. Empty parameters (`;;`) and a trailing `;` are errors.
     /// Names lowercased, values unquoted.
-    pub(crate) fn params(
-        &mut self,
-        stop_at_comma: bool,
-        header: &'static str,
-    ) -> Result<Vec<(String, Option<String>)>, HeaderError> {
+    pub(crate) fn params(&mut self, stop_at_comma: bool, header: &'static str) -> Result<Vec<Param>, HeaderError> {
         let mut out = Vec::new();
         while let Some((name, value)) = self.next_param(stop_at_comma, header)? {
-            out.push((name.to_ascii_lowercase(), value.map(Cow::into_owned)));
+            out.push((lowercase(name), value.map(|v| Text::from(v.as_ref()))));
         }
         Ok(out)
     }
@@ -234,8 +231,15 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// `s` lowercased (ASCII), inline when short.
+pub(crate) fn lowercase(s: &str) -> Text {
+    let mut t = Text::from(s);
+    t.make_ascii_lowercase();
+    t
+}
+
 /// Looks a parameter up by (lowercase) name.
-pub(crate) fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<Option<&'a str>> {
+pub(crate) fn find_param<'a>(params: &'a [Param], name: &str) -> Option<Option<&'a str>> {
     params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref())
 }
 

@@ -17,3 +17,11 @@ pub mod throttle;
 pub mod transport;
 pub mod uri;
 pub mod validate;
+
+/// Short text parsed out of a message (tags, branches, users, hosts, parameters, digest fields):
+/// up to 24 bytes inline, so checking a request allocates for its few long values only (a
+/// `String` per field was a quarter of the allocations on the REGISTER path).
+pub type Text = compact_str::CompactString;
+
+/// A header or URI parameter: its name (lowercased) and value.
+pub type Param = (Text, Option<Text>);

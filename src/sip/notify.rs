@@ -165,18 +165,18 @@ fn build_notify(n: &NotifyRequest, branch: &str, call_id: &str, tag: &str, cseq:
 fn answer_challenge(ch: &DigestChallenge, n: &NotifyRequest, secret: &str, method: &str, uri: &str) -> String {
     let qop = ch.qop.iter().any(|q| q.eq_ignore_ascii_case("auth")).then(|| "auth".to_string());
     let mut creds = DigestCredentials {
-        username: n.auth_user.clone(),
-        realm: ch.realm.clone(),
-        nonce: ch.nonce.clone(),
-        uri: uri.to_owned(),
-        response: String::new(),
+        username: n.auth_user.as_str().into(),
+        realm: ch.realm.as_str().into(),
+        nonce: ch.nonce.as_str().into(),
+        uri: uri.into(),
+        response: Default::default(),
         algorithm: ch.algorithm.clone(),
-        cnonce: qop.as_ref().map(|_| random_token()),
-        qop: qop.clone(),
+        cnonce: qop.as_ref().map(|_| random_token().into()),
+        qop: qop.as_deref().map(Into::into),
         nc: qop.as_ref().map(|_| 1),
-        opaque: ch.opaque.clone(),
+        opaque: ch.opaque.as_deref().map(Into::into),
     };
-    creds.response = super::auth::response(&creds, method, secret);
+    creds.response = super::auth::response(&creds, method, secret).into();
     let mut out = format!(
         "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm={}",
         creds.username,

@@ -106,18 +106,18 @@ impl RegEvents {
             let state = if expires == 0 { "terminated;reason=timeout" } else { "active" };
             this.send_full(&sub, state).await;
             if expires == 0 {
-                this.subs.remove(&id);
+                this.subs.remove(id.as_str());
             }
         });
     }
 
     fn upsert(&self, req: &Request, inbound: &Inbound, extension: &str, expires: u32) -> Arc<Mutex<Subscription>> {
-        let entry = self.subs.entry(req.call_id.clone()).or_insert_with(|| {
+        let entry = self.subs.entry(req.call_id.to_string()).or_insert_with(|| {
             Arc::new(Mutex::new(Subscription {
                 aor: self.registrar.aor(extension),
                 flow: inbound.flow,
                 target: String::new(),
-                call_id: req.call_id.clone(),
+                call_id: req.call_id.to_string(),
                 local_tag: local_tag(&req.headers),
                 subscriber: req.header("From").unwrap_or("").to_owned(),
                 cseq: 0,
@@ -129,7 +129,7 @@ impl RegEvents {
             let mut s = entry.lock();
             s.flow = inbound.flow;
             s.target = match &req.contact {
-                Some(super::headers::ContactSpec::List(c)) if !c.is_empty() => c[0].addr.uri_text.clone(),
+                Some(super::headers::ContactSpec::List(c)) if !c.is_empty() => c[0].addr.uri_text.to_string(),
                 _ => format!("sip:{}", sip_host_port(inbound.flow.remote)),
             };
             s.expires_at = unix_now() + expires as u64;

@@ -11,6 +11,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use memchr::memchr;
 
+use super::{Param, Text};
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid URI: {0}")]
 pub struct UriError(pub &'static str);
@@ -18,7 +20,7 @@ pub struct UriError(pub &'static str);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     /// A host name, lowercased.
-    Name(String),
+    Name(Text),
     V4(Ipv4Addr),
     V6(Ipv6Addr),
 }
@@ -53,7 +55,11 @@ impl Host {
         if numeric {
             return s.parse().map(Host::V4).map_err(|_| UriError("bad IPv4 address"));
         }
-        Ok(Host::Name(if upper { s.to_ascii_lowercase() } else { s.to_owned() }))
+        let mut name = Text::from(s);
+        if upper {
+            name.make_ascii_lowercase();
+        }
+        Ok(Host::Name(name))
     }
 
     /// The host of a Via `received` value or similar: IPv6 with or without brackets.
@@ -127,14 +133,14 @@ pub struct SipUri {
     /// `sips:`
     pub secure: bool,
     /// Unescaped (`%HH` decoded); may contain `;` (RFC 4475 semiuri) and `.`.
-    pub user: Option<String>,
-    pub password: Option<String>,
+    pub user: Option<Text>,
+    pub password: Option<Text>,
     pub host: Host,
     pub port: Option<u16>,
     /// Names unescaped and lowercased, values as sent.
-    pub params: Vec<(String, Option<String>)>,
+    pub params: Vec<Param>,
     /// The text after `?`, raw.
-    pub headers: Option<String>,
+    pub headers: Option<Text>,
 }
 
 impl SipUri {
@@ -187,11 +193,11 @@ impl SipUri {
                 }
                 let mut name = unescape(name)?;
                 name.make_ascii_lowercase();
-                params.push((name, value.map(str::to_owned)));
+                params.push((name, value.map(Text::from)));
             }
             tail = &p[end..];
         }
-        let headers = tail.strip_prefix('?').map(str::to_owned);
+        let headers = tail.strip_prefix('?').map(Text::from);
         Ok(SipUri { secure, user, password, host, port, params, headers })
     }
 
@@ -239,9 +245,9 @@ fn hex_val(b: u8) -> Option<u8> {
 }
 
 /// Decodes `%HH` once (no recursion). Invalid UTF-8 after decoding is replaced (lossy).
-fn unescape(s: &str) -> Result<String, UriError> {
+fn unescape(s: &str) -> Result<Text, UriError> {
     if !s.contains('%') {
-        return Ok(s.to_owned());
+        return Ok(Text::from(s));
     }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -260,7 +266,7 @@ fn unescape(s: &str) -> Result<String, UriError> {
             i += 1;
         }
     }
-    Ok(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(Text::from(String::from_utf8_lossy(&out).as_ref()))
 }
 
 /// Writes `s` escaping every byte outside `unreserved` and `extra`.

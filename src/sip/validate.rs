@@ -18,6 +18,7 @@ use bytes::Bytes;
 use super::headers::{parse_u32_saturating, CSeq, ContactSpec, NameAddr, Via};
 use super::message::{Headers, Method, RawMessage, StartLine};
 use super::uri::Uri;
+use super::Text;
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -32,7 +33,7 @@ pub struct Request {
     pub via: Vec<Via>,
     pub from: NameAddr,
     pub to: NameAddr,
-    pub call_id: String,
+    pub call_id: Text,
     pub cseq: CSeq,
     /// `None` when absent or above 255.
     pub max_forwards: Option<u32>,
@@ -141,7 +142,7 @@ impl Request {
         if call_id.is_empty() || call_id.bytes().any(|b| b == b' ' || b == b'\t') {
             return Err(invalid("Call-ID"));
         }
-        let call_id = call_id.to_owned();
+        let call_id = Text::from(call_id);
         let cseq = CSeq::parse(seen[CSEQ].1).map_err(|_| invalid("CSeq"))?;
         let max_forwards = match seen[MAX_FORWARDS] {
             (0, _) => None,

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::{HeaderError, Scanner};
+use crate::sip::Text;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DigestAlgorithm {
@@ -55,19 +56,19 @@ impl fmt::Display for DigestAlgorithm {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestCredentials {
-    pub username: String,
-    pub realm: String,
-    pub nonce: String,
+    pub username: Text,
+    pub realm: Text,
+    pub nonce: Text,
     /// Exactly as quoted by the client (never re-rendered).
-    pub uri: String,
-    pub response: String,
+    pub uri: Text,
+    pub response: Text,
     /// `MD5` when absent.
     pub algorithm: DigestAlgorithm,
-    pub cnonce: Option<String>,
-    pub qop: Option<String>,
+    pub cnonce: Option<Text>,
+    pub qop: Option<Text>,
     /// Parsed as hex (RFC 7616: 8 hex digits).
     pub nc: Option<u32>,
-    pub opaque: Option<String>,
+    pub opaque: Option<Text>,
 }
 
 impl DigestCredentials {
@@ -79,11 +80,11 @@ impl DigestCredentials {
         let mut sc = Scanner::new(value);
         let params = auth_params(&mut sc, E, false)?;
         let mut c = DigestCredentials {
-            username: String::new(),
-            realm: String::new(),
-            nonce: String::new(),
-            uri: String::new(),
-            response: String::new(),
+            username: Text::default(),
+            realm: Text::default(),
+            nonce: Text::default(),
+            uri: Text::default(),
+            response: Text::default(),
             algorithm: DigestAlgorithm::Md5,
             cnonce: None,
             qop: None,
@@ -110,16 +111,16 @@ impl DigestCredentials {
             }
             seen |= 1 << bit;
             match bit {
-                0 => c.username = value.into_owned(),
-                1 => c.realm = value.into_owned(),
-                2 => c.nonce = value.into_owned(),
-                3 => c.uri = value.into_owned(),
-                4 => c.response = value.into_owned(),
+                0 => c.username = Text::from(value.as_ref()),
+                1 => c.realm = Text::from(value.as_ref()),
+                2 => c.nonce = Text::from(value.as_ref()),
+                3 => c.uri = Text::from(value.as_ref()),
+                4 => c.response = Text::from(value.as_ref()),
                 5 => c.algorithm = DigestAlgorithm::parse(&value).ok_or(HeaderError::new(E, "unknown algorithm"))?,
-                6 => c.cnonce = Some(value.into_owned()),
-                7 => c.qop = Some(value.into_owned()),
+                6 => c.cnonce = Some(Text::from(value.as_ref())),
+                7 => c.qop = Some(Text::from(value.as_ref())),
                 8 => c.nc = Some(parse_nc(&value).ok_or(HeaderError::new(E, "bad nc"))?),
-                _ => c.opaque = Some(value.into_owned()),
+                _ => c.opaque = Some(Text::from(value.as_ref())),
             }
         }
         if seen & 0b1_1111 != 0b1_1111 {

@@ -4,16 +4,17 @@
 use super::{find_param, parse_u32, parse_u32_saturating, HeaderError, Scanner};
 use crate::sip::message::is_token_byte;
 use crate::sip::uri::Uri;
+use crate::sip::{Param, Text};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameAddr {
     /// Unquoted and unescaped when it was a quoted-string; tokens as sent otherwise.
-    pub display_name: Option<String>,
+    pub display_name: Option<Text>,
     pub uri: Uri,
     /// The URI exactly as sent (without the `<>`).
-    pub uri_text: String,
+    pub uri_text: Text,
     /// Header parameters (`tag`, `expires`, ...): names lowercased, values unquoted.
-    pub params: Vec<(String, Option<String>)>,
+    pub params: Vec<Param>,
 }
 
 impl NameAddr {
@@ -61,7 +62,7 @@ fn parse_name_addr(sc: &mut Scanner<'_>, in_list: bool, header: &'static str) ->
                 return addr_spec(sc, in_list, header);
             }
             let dn = sc.s[start..sc.pos].trim_matches([' ', '\t']);
-            (!dn.is_empty()).then(|| dn.to_owned())
+            (!dn.is_empty()).then(|| Text::from(dn))
         }
     };
     sc.eat(b'<');
@@ -76,7 +77,7 @@ fn parse_name_addr(sc: &mut Scanner<'_>, in_list: bool, header: &'static str) ->
     }
     let uri = Uri::parse(uri_text).map_err(|_| HeaderError::new(header, "bad URI"))?;
     let params = sc.params(in_list, header)?;
-    Ok(NameAddr { display_name, uri, uri_text: uri_text.to_owned(), params })
+    Ok(NameAddr { display_name, uri, uri_text: Text::from(uri_text), params })
 }
 
 fn addr_spec(sc: &mut Scanner<'_>, in_list: bool, header: &'static str) -> Result<NameAddr, HeaderError> {
@@ -96,7 +97,7 @@ fn addr_spec(sc: &mut Scanner<'_>, in_list: bool, header: &'static str) -> Resul
     }
     let uri = Uri::parse(uri_text).map_err(|_| HeaderError::new(header, "bad URI"))?;
     let params = sc.params(in_list, header)?;
-    Ok(NameAddr { display_name: None, uri, uri_text: uri_text.to_owned(), params })
+    Ok(NameAddr { display_name: None, uri, uri_text: Text::from(uri_text), params })
 }
 
 /// One Contact value with the parameters the registrar uses, parsed (the raw ones stay in

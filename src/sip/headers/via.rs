@@ -2,25 +2,26 @@
 
 use std::fmt;
 
-use super::{HeaderError, Scanner};
+use super::{lowercase, HeaderError, Scanner};
 use crate::sip::uri::{parse_port, Host};
+use crate::sip::{Param, Text};
 
 const E: &str = "Via";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
     /// Uppercased: UDP, TCP, TLS, SCTP, WS, WSS or anything else sent.
-    pub transport: String,
+    pub transport: Text,
     pub host: Host,
     pub port: Option<u16>,
-    pub branch: Option<String>,
+    pub branch: Option<Text>,
     /// `Some(None)`: `rport` without a value (the client asks for it, RFC 3581).
     pub rport: Option<Option<u16>>,
     /// As sent: IPv4, or IPv6 with or without `[]` (both must be accepted, RFC 5118 §4.5).
-    pub received: Option<String>,
+    pub received: Option<Text>,
     /// The other parameters in order (not branch, rport, received); names lowercased, values
     /// unquoted.
-    pub params: Vec<(String, Option<String>)>,
+    pub params: Vec<Param>,
 }
 
 impl Via {
@@ -72,7 +73,8 @@ fn parse_one(sc: &mut Scanner<'_>) -> Result<Via, HeaderError> {
     if !slash(sc) || sc.token().is_empty() || !slash(sc) {
         return Err(HeaderError::new(E, "bad sent-protocol"));
     }
-    let transport = sc.token().to_ascii_uppercase();
+    let mut transport = Text::from(sc.token());
+    transport.make_ascii_uppercase();
     if transport.is_empty() {
         return Err(HeaderError::new(E, "missing transport"));
     }
@@ -103,7 +105,7 @@ fn parse_one(sc: &mut Scanner<'_>) -> Result<Via, HeaderError> {
     let mut via = Via { transport, host, port, branch: None, rport: None, received: None, params: Vec::new() };
     while let Some((name, value)) = sc.next_param(true, E)? {
         if name.eq_ignore_ascii_case("branch") {
-            via.branch = Some(value.ok_or(HeaderError::new(E, "branch without value"))?.into_owned());
+            via.branch = Some(Text::from(value.ok_or(HeaderError::new(E, "branch without value"))?.as_ref()));
         } else if name.eq_ignore_ascii_case("rport") {
             via.rport = Some(match value {
                 None => None,
@@ -112,9 +114,9 @@ fn parse_one(sc: &mut Scanner<'_>) -> Result<Via, HeaderError> {
         } else if name.eq_ignore_ascii_case("received") {
             let v = value.ok_or(HeaderError::new(E, "received without value"))?;
             Host::parse_lenient(&v).map_err(|_| HeaderError::new(E, "bad received address"))?;
-            via.received = Some(v.into_owned());
+            via.received = Some(Text::from(v.as_ref()));
         } else {
-            via.params.push((name.to_ascii_lowercase(), value.map(|v| v.into_owned())));
+            via.params.push((lowercase(name), value.map(|v| Text::from(v.as_ref()))));
         }
     }
     Ok(via)
