@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
-use memchr::{memchr, memchr_iter};
+use memchr::{memchr, memchr2, memchr_iter};
 
 mod names;
 pub(crate) use names::canonical_name;
@@ -484,15 +484,16 @@ fn is_version(v: &str) -> bool {
 /// ASCII byte, so slicing the `&str` never splits a character.
 fn parse_header_lines(text: &str) -> Result<Headers, FrameError> {
     let bytes = text.as_bytes();
-    // A CR is only allowed as part of a line end.
-    if memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n')) {
-        return Err(FrameError::BadHeaderLine);
-    }
     let mut headers = Headers::with_capacity(16, text.len());
     let mut pos = 0;
     while pos < bytes.len() {
-        let end = memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
-        let line_end = if end > pos && bytes[end - 1] == b'\r' { end - 1 } else { end };
+        // One search per line finds its end and any CR in it: a CR is only allowed before the LF.
+        let (line_end, end) = match memchr2(b'\r', b'\n', &bytes[pos..]).map(|i| pos + i) {
+            None => (bytes.len(), bytes.len()),
+            Some(i) if bytes[i] == b'\n' => (i, i),
+            Some(i) if bytes.get(i + 1) == Some(&b'\n') => (i, i + 1),
+            Some(_) => return Err(FrameError::BadHeaderLine),
+        };
         let line = &text[pos..line_end];
         let lb = line.as_bytes();
         pos = end + 1;
