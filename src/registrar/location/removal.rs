@@ -166,7 +166,7 @@ impl LocationTable {
         tracing::error!(
             error = %error,
             bindings = removed.iter().map(|(_, gone)| gone.len()).sum::<usize>(),
-            "bindings removed from service, but their removal could not be stored: a restart before they expire would bring them back"
+            "bindings removed from service, but their removal could not be stored: a restart before they expire brings them back, unless their user is suspended or deleted"
         );
         Err(error)
     }
