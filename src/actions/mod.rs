@@ -113,24 +113,13 @@ impl Actions {
     ) -> (Vec<Binding>, Option<String>) {
         let aors: Vec<AddressOfRecord> = extensions.iter().map(|e| self.registrar.aor(e)).collect();
         let location = self.registrar.location();
-        let mut refused = None;
-        let mut note = |not_stored: RemovalNotStored| {
-            refused = Some(not_stored.error);
-            not_stored.removed
+        let outcome = match only {
+            None => location.remove_all_of(&aors, cause).await,
+            Some(m) => location.remove_where(&aors, cause, |b| b.device.as_deref() == Some(m.as_str())).await,
         };
-        let removed = match only {
-            None => location.remove_all_of(&aors, cause).await.unwrap_or_else(&mut note),
-            Some(m) => {
-                let mut removed = Vec::new();
-                for aor in aors {
-                    let pick = |b: &Binding| b.device.as_deref() == Some(m.as_str());
-                    match location.remove_where(&aor, cause, pick).await {
-                        Ok(gone) => removed.extend(gone.into_iter().map(|b| (aor.clone(), b))),
-                        Err(not_stored) => removed.extend(note(not_stored)),
-                    }
-                }
-                removed
-            }
+        let (removed, refused) = match outcome {
+            Ok(removed) => (removed, None),
+            Err(RemovalNotStored { removed, error }) => (removed, Some(error)),
         };
         self.remember_last_contacts(&removed).await;
         let warning = refused.filter(|_| cause != RemovalCause::Deactivated).map(|e| {

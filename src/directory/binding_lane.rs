@@ -5,9 +5,9 @@
 //! it deskline made 13 % more REGISTERs per CPU-second (43,243 against 38,277 at 4,000 calls/s,
 //! 2026-11-27). So by default there is no such thread: a submitter queues its write, then, if no
 //! other thread is writing, takes the journal and writes everything queued as one batch, and runs
-//! the batch's completions once the journal is released. A submitter that finds another thread writing just returns: that thread looks at
-//! the queue again after its batch, so the write is carried by the next batch (group commit, as
-//! with a writer thread, and nothing is left behind). Submissions are queued in the order they
+//! the batch's completions once the journal is released. A submitter that finds another thread
+//! writing just returns: that thread looks at the queue again after its batch, so the write is
+//! carried by the next batch (group commit, as with a writer thread, and nothing is left behind). Submissions are queued in the order they
 //! are made, and batches are written one at a time, in queue order.
 //!
 //! With `[store] bindings_fsync` a write includes an `fdatasync` taking milliseconds, which no

@@ -349,7 +349,7 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
             None => break,
             Some(b' ' | b'\t') => {
                 if keep_last {
-                    out.continue_last(&bytes_to_cow(trim_lws(line)));
+                    out.continue_last(&String::from_utf8_lossy(trim_lws(line)));
                 }
             }
             Some(_) => {
@@ -361,7 +361,7 @@ pub fn salvage_request_headers(buf: &[u8]) -> Option<Headers> {
                     continue;
                 };
                 if let Some(canon @ ("Via" | "From" | "To" | "Call-ID" | "CSeq")) = canonical_name(name) {
-                    out.push_row(Cow::Borrowed(canon), &bytes_to_cow(trim_lws(&line[colon + 1..])));
+                    out.push_row(Cow::Borrowed(canon), &String::from_utf8_lossy(trim_lws(&line[colon + 1..])));
                     keep_last = true;
                 }
             }
@@ -412,10 +412,6 @@ fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-fn bytes_to_cow(b: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(b)
-}
-
 /// End of the header section: (length of the header lines including the last line's LF, offset of
 /// the body). Accepts CRLF CRLF, LF LF and mixes.
 fn find_header_end(data: &[u8]) -> Option<(usize, usize)> {
@@ -448,7 +444,7 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, FrameError> {
         if !(100..=699).contains(&code) {
             return Err(FrameError::BadStartLine);
         }
-        let reason = bytes_to_cow(trim_lws(after.get(code_end + 1..).unwrap_or(&[]))).into_owned();
+        let reason = String::from_utf8_lossy(trim_lws(after.get(code_end + 1..).unwrap_or(&[]))).into_owned();
         return Ok(StartLine::Response { version: version.to_owned(), code, reason });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version. Extra SP between the elements and at

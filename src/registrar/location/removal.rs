@@ -56,56 +56,32 @@ impl StoreVerdict {
 }
 
 impl LocationTable {
-    /// Removes bindings of `aor` that `pick` selects, durably; returns them once the store has them
-    /// gone (or, in [`RemovalNotStored`], once it has refused their deletion [`REMOVAL_ATTEMPTS`]
-    /// times: they stay out of service, but a restart would bring them back until they expire).
+    /// Removes the bindings `pick` selects from every AOR named, durably, [`REMOVE_CHUNK`] AORs
+    /// per store round (so a REGISTER's write never queues behind thousands of deletions),
+    /// yielding between chunks; returns what went once the store has it gone, or, in
+    /// [`RemovalNotStored`], once it has refused a chunk's deletions [`REMOVAL_ATTEMPTS`] times
+    /// (they stay out of service, but a restart would bring them back until they expire).
     pub async fn remove_where(
-        &self,
-        aor: &AddressOfRecord,
-        cause: RemovalCause,
-        pick: impl Fn(&Binding) -> bool,
-    ) -> Result<Vec<Binding>, RemovalNotStored> {
-        let refused = StoreVerdict::default();
-        let removed = self.take_where(aor, &pick, refused.completion());
-        let removed = vec![(aor.clone(), removed)];
-        self.store_removals(&removed, refused.clone()).await;
-        self.announce_removed(aor, cause, &removed[0].1);
-        let stored = self.store_again(&removed, refused).await;
-        let removed = removed.into_iter().flat_map(|(_, gone)| gone).collect();
-        match stored {
-            Ok(()) => Ok(removed),
-            Err(error) => {
-                Err(RemovalNotStored { removed: removed.into_iter().map(|b| (aor.clone(), b)).collect(), error })
-            }
-        }
-    }
-
-    /// Removes every binding of every AOR named, durably, [`REMOVE_CHUNK`] AORs per store
-    /// round (so a REGISTER's write never queues behind thousands of deletions), yielding between
-    /// chunks; returns what went, once the store has it gone (see [`Self::remove_where`] for when
-    /// it will not have it).
-    pub async fn remove_all_of(
         &self,
         aors: &[AddressOfRecord],
         cause: RemovalCause,
+        pick: impl Fn(&Binding) -> bool,
     ) -> Result<Vec<(AddressOfRecord, Binding)>, RemovalNotStored> {
         let mut out = Vec::new();
-        let mut not_stored = Vec::new();
         let mut error = None;
         for chunk in aors.chunks(REMOVE_CHUNK) {
             let refused = StoreVerdict::default();
             let mut removed = Vec::with_capacity(chunk.len());
             for aor in chunk {
                 // Queued in order inside each AOR's lock.
-                removed.push((aor.clone(), self.take_where(aor, &|_: &Binding| true, refused.completion())));
+                removed.push((aor.clone(), self.take_where(aor, &pick, refused.completion())));
             }
-            self.store_removals(&removed, refused.clone()).await;
+            self.store_removals(refused.clone()).await;
             for (aor, gone) in &removed {
                 self.announce_removed(aor, cause, gone);
             }
             if let Err(e) = self.store_again(&removed, refused).await {
                 error = Some(e);
-                not_stored.extend(removed.iter().flat_map(|(aor, gone)| gone.iter().map(|b| (aor.clone(), b.clone()))));
             }
             out.extend(removed.into_iter().flat_map(|(aor, gone)| gone.into_iter().map(move |b| (aor.clone(), b))));
             tokio::task::yield_now().await;
@@ -116,11 +92,17 @@ impl LocationTable {
         }
     }
 
-    /// Waits until the deletions queued for `removed` are written (or refused: `verdict` says).
-    async fn store_removals(&self, removed: &[(AddressOfRecord, Vec<Binding>)], verdict: StoreVerdict) {
-        if removed.iter().all(|(_, gone)| gone.is_empty()) {
-            return;
-        }
+    /// [`Self::remove_where`] for every binding.
+    pub async fn remove_all_of(
+        &self,
+        aors: &[AddressOfRecord],
+        cause: RemovalCause,
+    ) -> Result<Vec<(AddressOfRecord, Binding)>, RemovalNotStored> {
+        self.remove_where(aors, cause, |_| true).await
+    }
+
+    /// Waits until the deletions queued so far are written (or refused: `verdict` says).
+    async fn store_removals(&self, verdict: StoreVerdict) {
         // A barrier behind every deletion queued above: the binding lane writes in order.
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.store.submit(Vec::new(), Completion::Notify(tx));
@@ -157,7 +139,7 @@ impl LocationTable {
                     }
                 });
             }
-            self.store_removals(removed, again.clone()).await;
+            self.store_removals(again.clone()).await;
             match again.taken() {
                 None => return Ok(()),
                 Some(e) => error = e,
@@ -213,7 +195,8 @@ mod tests {
                     store.mend_binding_writes();
                 })
             };
-            let removed = table.remove_where(&aor, RemovalCause::SignedOut, |_| true).await.unwrap();
+            let removed =
+                table.remove_where(std::slice::from_ref(&aor), RemovalCause::SignedOut, |_| true).await.unwrap();
             mend.await.unwrap();
             assert_eq!((removed.len(), table.len()), (1, 0));
         }
@@ -253,7 +236,8 @@ mod tests {
                 register_at(&again, &aor2, 3_600, 2, &stored, crate::directory::unix_now());
                 assert!(stored.load(Ordering::SeqCst));
             });
-            let removed = table.remove_where(&aor, RemovalCause::SignedOut, |_| true).await.unwrap();
+            let removed =
+                table.remove_where(std::slice::from_ref(&aor), RemovalCause::SignedOut, |_| true).await.unwrap();
             reregister.await.unwrap();
             assert_eq!(removed.len(), 1);
             assert_eq!(table.bindings(&aor)[0].cseq, 2, "the new registration stays");

@@ -110,17 +110,18 @@ impl DigestCredentials {
                 return Err(HeaderError::new(E, "duplicate parameter"));
             }
             seen |= 1 << bit;
+            let text = || Text::from(value.as_ref());
             match bit {
-                0 => c.username = Text::from(value.as_ref()),
-                1 => c.realm = Text::from(value.as_ref()),
-                2 => c.nonce = Text::from(value.as_ref()),
-                3 => c.uri = Text::from(value.as_ref()),
-                4 => c.response = Text::from(value.as_ref()),
+                0 => c.username = text(),
+                1 => c.realm = text(),
+                2 => c.nonce = text(),
+                3 => c.uri = text(),
+                4 => c.response = text(),
                 5 => c.algorithm = DigestAlgorithm::parse(&value).ok_or(HeaderError::new(E, "unknown algorithm"))?,
-                6 => c.cnonce = Some(Text::from(value.as_ref())),
-                7 => c.qop = Some(Text::from(value.as_ref())),
+                6 => c.cnonce = Some(text()),
+                7 => c.qop = Some(text()),
                 8 => c.nc = Some(parse_nc(&value).ok_or(HeaderError::new(E, "bad nc"))?),
-                _ => c.opaque = Some(Text::from(value.as_ref())),
+                _ => c.opaque = Some(text()),
             }
         }
         if seen & 0b1_1111 != 0b1_1111 {
