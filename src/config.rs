@@ -68,6 +68,8 @@ pub struct SipConfig {
     pub aliases: Vec<String>,
     /// Failed digest attempts from one source address before it is throttled.
     pub auth_failures_before_throttle: u32,
+    /// Receive threads per UDP listener; 0 picks half the CPUs (at least one, at most eight).
+    pub udp_threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +143,7 @@ impl Default for SipConfig {
             idle_timeout: 3900,
             aliases: Vec::new(),
             auth_failures_before_throttle: 10,
+            udp_threads: 0,
         }
     }
 }

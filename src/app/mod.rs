@@ -154,7 +154,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
     );
     for listener in udp {
         println!("deskline: listening for SIP/UDP on {}", listener.local_addr());
-        tokio::spawn(listener.run(dispatcher.clone(), connections.clone(), shutdown.clone()));
+        let threads = UdpListener::receive_threads(config.sip.udp_threads);
+        tokio::spawn(listener.run(threads, dispatcher.clone(), connections.clone(), shutdown.clone()));
     }
     let ctx = StreamContext {
         dispatcher: dispatcher.clone(),
