@@ -68,7 +68,7 @@ pub struct SipConfig {
     pub aliases: Vec<String>,
     /// Failed digest attempts from one source address before it is throttled.
     pub auth_failures_before_throttle: u32,
-    /// Receive threads per UDP listener; 0 picks half the CPUs (at least one, at most eight).
+    /// Receive threads per UDP listener; 0 picks one per CPU (at most eight).
     pub udp_threads: usize,
 }
 

@@ -1,4 +1,4 @@
-//! UDP: one socket per listener, served by receive threads (half the CPUs by default). Each
+//! UDP: one socket per listener, served by receive threads (one per CPU by default). Each
 //! datagram is a message on its own; it is parsed and handled on the spot (no task per packet),
 //! and answers go out through a clone of the socket that any thread can send on (the store's
 //! writer sends 200 OKs once bindings are durable).
@@ -78,17 +78,19 @@ impl UdpListener {
         self.local
     }
 
-    /// How many receive threads serve a listener: `configured`, or when that is 0, half the CPUs
-    /// (at least one, at most eight).
+    /// How many receive threads serve a listener: `configured`, or when that is 0, one per CPU (at
+    /// most eight).
     ///
-    /// Why half, not one per CPU: the other half runs what each datagram sets going (the store's
-    /// writer, which sends the 200 OKs, the kernel's packet work, tokio's tasks). Measured on 2
-    /// CPUs with sipp (2026-11-27, 15 s runs, two each, interleaved): one thread against two used
-    /// 10 % less CPU per REGISTER at 20,000–25,000 calls/s and a third of the context switches,
-    /// and had no retransmissions up to 25,000 calls/s where two had them from 23,000.
+    /// Measured on 2 CPUs with sipp (2026-11-27): one thread instead of two used 10 % less CPU per
+    /// REGISTER at 20,000–25,000 calls/s and a third of the context switches, and reached 24,000–
+    /// 25,000 calls/s where two reached 21,000–23,000. But a lone thread stalls every phone
+    /// whenever it is descheduled or its journal write waits: p99 at half capacity 0.80–1.87 ms
+    /// with one run at 41 ms (two threads: 0.49–1.54 ms over eleven sittings), and its queue stayed
+    /// full long enough at 24,000 calls/s to shed 503s with no datagram lost. Tail latency is what
+    /// phones notice, so the default stays one per CPU; `sip.udp_threads` trades it for CPU.
     pub fn receive_threads(configured: usize) -> usize {
         match configured {
-            0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).clamp(1, 8),
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8),
             n => n,
         }
     }
@@ -248,10 +250,10 @@ mod tests {
     }
 
     #[test]
-    fn receive_threads_are_as_configured_or_half_the_cpus() {
+    fn receive_threads_are_as_configured_or_one_per_cpu() {
         assert_eq!(UdpListener::receive_threads(3), 3);
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(UdpListener::receive_threads(0), (cpus / 2).clamp(1, 8));
+        assert_eq!(UdpListener::receive_threads(0), cpus.clamp(1, 8));
     }
 
     #[test]
