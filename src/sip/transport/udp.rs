@@ -5,13 +5,24 @@
 //!
 //! Why plain threads rather than tokio tasks: handling a datagram never awaits (REGISTER's wait
 //! for the store is a completion callback), so the runtime only added its readiness bookkeeping,
-//! wake-ups and parking to every packet. Here a thread that finds the socket empty sleeps in
-//! `epoll_wait` on its own epoll with `EPOLLEXCLUSIVE`, so one datagram wakes one thread, and a
-//! busy thread goes from one `recvfrom` to the next without a system call in between. The threads
-//! enter the runtime, so what a handler spawns (NOTIFYs, timers) still runs on tokio.
+//! wake-ups and parking to every packet. A busy thread goes from one `recvfrom` to the next
+//! without a system call in between. The threads enter the runtime, so what a handler spawns
+//! (NOTIFYs, timers) still runs on tokio.
+//!
+//! Who is woken by a datagram: only the first thread, which sleeps in `epoll_wait` once the
+//! socket is empty. The others are helpers: they nap for a millisecond and look again (twenty
+//! while the listener has been quiet for a second), so they take up the queue whenever the first
+//! thread is behind, descheduled or waiting on the journal, and no datagram ever wakes them.
+//! Measured on 2 CPUs (2026-11-27, sipp, 15 s runs, interleaved): when every thread waited in
+//! `epoll_wait` (`EPOLLEXCLUSIVE`), each burst woke a second thread, and with three times the
+//! context switches deskline used 5–10 % more CPU per REGISTER and sipp (whose sends did the
+//! waking) 2–10 % more; at 24,000 calls/s that setup had retransmissions where this has none. A
+//! single thread costs as little but stalls every phone while it is descheduled: its p99 at half
+//! capacity reached 1.87 ms, once 41 ms.
 
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,7 +63,14 @@ const RECV_BUFFER: usize = 4 << 20;
 pub struct UdpListener {
     socket: Arc<std::net::UdpSocket>,
     local: SocketAddr,
+    /// Datagrams the first receive thread has taken: the helpers' sign of traffic.
+    taken: AtomicU64,
 }
+
+/// A helper's nap while the listener has traffic, and once it has been quiet for [`QUIET_AFTER`].
+const HELPER_NAP: Duration = Duration::from_millis(1);
+const HELPER_IDLE_NAP: Duration = Duration::from_millis(20);
+const QUIET_AFTER: Duration = Duration::from_secs(1);
 
 /// How often an idle receive thread looks at the shutdown token.
 const IDLE_WAKE: rustix::event::Timespec = rustix::event::Timespec { tv_sec: 0, tv_nsec: 250_000_000 };
@@ -71,7 +89,7 @@ impl UdpListener {
         let std_socket: std::net::UdpSocket = socket.into();
         std_socket.set_nonblocking(true)?;
         let local = std_socket.local_addr()?;
-        Ok(UdpListener { socket: Arc::new(std_socket), local })
+        Ok(UdpListener { socket: Arc::new(std_socket), local, taken: AtomicU64::new(0) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -79,15 +97,7 @@ impl UdpListener {
     }
 
     /// How many receive threads serve a listener: `configured`, or when that is 0, one per CPU (at
-    /// most eight).
-    ///
-    /// Measured on 2 CPUs with sipp (2026-11-27): one thread instead of two used 10 % less CPU per
-    /// REGISTER at 20,000–25,000 calls/s and a third of the context switches, and reached 24,000–
-    /// 25,000 calls/s where two reached 21,000–23,000. But a lone thread stalls every phone
-    /// whenever it is descheduled or its journal write waits: p99 at half capacity 0.80–1.87 ms
-    /// with one run at 41 ms (two threads: 0.49–1.54 ms over eleven sittings), and its queue stayed
-    /// full long enough at 24,000 calls/s to shed 503s with no datagram lost. Tail latency is what
-    /// phones notice, so the default stays one per CPU; `sip.udp_threads` trades it for CPU.
+    /// most eight): the first, woken by datagrams, and helpers (see the module documentation).
     pub fn receive_threads(configured: usize) -> usize {
         match configured {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8),
@@ -115,7 +125,7 @@ impl UdpListener {
                 (this.clone(), dispatcher.clone(), shutdown.clone(), runtime.clone());
             let spawned = std::thread::Builder::new().name(format!("sip-udp-{n}")).spawn(move || {
                 let _runtime = runtime.enter();
-                if let Err(e) = this.receive_loop(&dispatcher, &shutdown) {
+                if let Err(e) = this.receive_loop(&dispatcher, &shutdown, n > 0) {
                     tracing::error!(error = %e, local = %this.local, "UDP receive thread stopped");
                 }
             });
@@ -128,15 +138,12 @@ impl UdpListener {
         let _ = tokio::task::spawn_blocking(move || handles.into_iter().for_each(|t| drop(t.join()))).await;
     }
 
-    fn receive_loop(&self, dispatcher: &Dispatcher, shutdown: &CancellationToken) -> std::io::Result<()> {
-        let poller = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        epoll::add(
-            &poller,
-            self.socket.as_fd(),
-            epoll::EventData::new_u64(0),
-            epoll::EventFlags::IN | epoll::EventFlags::EXCLUSIVE,
-        )?;
-        let mut events = [epoll::Event { flags: epoll::EventFlags::empty(), data: epoll::EventData::new_u64(0) }];
+    /// Receives and handles datagrams until shutdown; `helper`: see the module documentation.
+    fn receive_loop(&self, dispatcher: &Dispatcher, shutdown: &CancellationToken, helper: bool) -> std::io::Result<()> {
+        let mut idle = match helper {
+            true => Idle::Helper { seen: 0, traffic_at: Instant::now() },
+            false => Idle::waker(&self.socket)?,
+        };
         let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
         // Datagrams handled since the socket was last found empty, and the share of new work to
         // shed (1/1024ths) from the last look at the queue.
@@ -150,11 +157,8 @@ impl UdpListener {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     streak = 0;
                     shed = 0;
-                    match epoll::wait(&poller, &mut events[..], Some(&IDLE_WAKE)) {
-                        Ok(_) => continue,
-                        Err(e) if e == rustix::io::Errno::INTR => continue,
-                        Err(e) => return Err(e.into()),
-                    }
+                    idle.wait(&self.taken)?;
+                    continue;
                 }
                 // ICMP errors from earlier sends surface here on some systems: not fatal.
                 Err(e)
@@ -172,6 +176,9 @@ impl UdpListener {
                 Err(e) => return Err(e),
             };
             let received_at = Instant::now();
+            if !helper {
+                self.taken.fetch_add(1, Ordering::Relaxed);
+            }
             streak += 1;
             if streak == 1 {
                 busy_since = received_at;
@@ -190,6 +197,52 @@ impl UdpListener {
             dispatcher.handle_datagram(&buf[..len], inbound);
         }
         Ok(())
+    }
+}
+
+/// How a receive thread waits once the socket is empty.
+enum Idle {
+    /// The first thread: in `epoll_wait` until a datagram arrives (or [`IDLE_WAKE`] passes).
+    Waker { poller: std::os::fd::OwnedFd, events: [epoll::Event; 1] },
+    /// The others: a nap, then a look at the socket. `seen`: the first thread's count of
+    /// datagrams taken at the last look; `traffic_at`: when that count last moved.
+    Helper { seen: u64, traffic_at: Instant },
+}
+
+impl Idle {
+    fn waker(socket: &std::net::UdpSocket) -> std::io::Result<Idle> {
+        let poller = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::EXCLUSIVE;
+        epoll::add(&poller, socket.as_fd(), epoll::EventData::new_u64(0), flags)?;
+        let events = [epoll::Event { flags: epoll::EventFlags::empty(), data: epoll::EventData::new_u64(0) }];
+        Ok(Idle::Waker { poller, events })
+    }
+
+    /// Waits until it is worth looking at the socket again; `taken` is the first thread's count.
+    fn wait(&mut self, taken: &AtomicU64) -> std::io::Result<()> {
+        match self {
+            Idle::Waker { poller, events } => match epoll::wait(&*poller, &mut events[..], Some(&IDLE_WAKE)) {
+                Ok(_) => Ok(()),
+                Err(e) if e == rustix::io::Errno::INTR => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            Idle::Helper { .. } => {
+                std::thread::sleep(self.nap(taken.load(Ordering::Relaxed), Instant::now()));
+                Ok(())
+            }
+        }
+    }
+
+    /// A helper's next nap, given the first thread's count of datagrams taken at `now`.
+    fn nap(&mut self, count: u64, now: Instant) -> Duration {
+        let Idle::Helper { seen, traffic_at } = self else { return Duration::ZERO };
+        if count != *seen {
+            (*seen, *traffic_at) = (count, now);
+        }
+        match now.saturating_duration_since(*traffic_at) < QUIET_AFTER {
+            true => HELPER_NAP,
+            false => HELPER_IDLE_NAP,
+        }
     }
 }
 
@@ -254,6 +307,18 @@ mod tests {
         assert_eq!(UdpListener::receive_threads(3), 3);
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         assert_eq!(UdpListener::receive_threads(0), cpus.clamp(1, 8));
+    }
+
+    #[test]
+    fn a_helper_naps_briefly_while_there_is_traffic_and_longer_once_quiet() {
+        let start = Instant::now();
+        let mut idle = Idle::Helper { seen: 0, traffic_at: start };
+        assert_eq!(idle.nap(0, start + Duration::from_millis(10)), HELPER_NAP);
+        assert_eq!(idle.nap(0, start + QUIET_AFTER), HELPER_IDLE_NAP);
+        // The first thread took datagrams meanwhile: traffic again.
+        assert_eq!(idle.nap(5, start + QUIET_AFTER * 2), HELPER_NAP);
+        assert_eq!(idle.nap(5, start + QUIET_AFTER * 2 + HELPER_NAP), HELPER_NAP);
+        assert_eq!(idle.nap(5, start + QUIET_AFTER * 3), HELPER_IDLE_NAP);
     }
 
     #[test]
