@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod listeners;
 mod provisioning_backend;
+
+use listeners::SipListeners;
 
 use crate::actions::Actions;
 use crate::config::Config;
@@ -22,8 +25,6 @@ use crate::sip::client::ClientTransactions;
 use crate::sip::dispatch::Dispatcher;
 use crate::sip::notify::Notifier;
 use crate::sip::reg_event::RegEvents;
-use crate::sip::transport::stream::{accept_loop, StreamContext};
-use crate::sip::transport::udp::UdpListener;
 use crate::sip::transport::Connections;
 
 /// Why the server could not start.
@@ -93,21 +94,7 @@ async fn wait_for_signal() {
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Services>, StartError> {
     let config = Arc::new(config);
     crate::certs::install_crypto_provider();
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
-    // The store holds sealed secrets and token hashes: only deskline's user may enter the folder.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
-    }
-    let created = crate::certs::ensure_server_cert(&config.tls.cert, &config.tls.key)
-        .map_err(|e| StartError::Certs(e.to_string()))?;
-    if created {
-        let ca = config.tls.cert.with_file_name("ca.pem");
-        println!("deskline: development CA and server certificate written to {}", ca.display());
-    }
-
+    prepare_data_dir(&config)?;
     let metrics = Arc::new(Metrics::new());
     let events = EventBus::new(4096);
     let (store, mut snapshot) = Store::open_with(&config.data_dir, metrics.clone(), config.store.bindings_fsync)?;
@@ -116,26 +103,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
     let bindings = std::mem::take(&mut snapshot.bindings);
     let (directory, location) = load_state(&store, bindings, cipher, &events, &metrics)?;
 
-    // Bind every SIP listener first: their addresses are names of "this registrar".
-    let mut udp = Vec::new();
-    for addr in &config.sip.udp {
-        udp.push(UdpListener::bind(*addr).map_err(bind_error("SIP/UDP", *addr))?);
-    }
-    let mut tcp = Vec::new();
-    for addr in &config.sip.tcp {
-        tcp.push(TcpListener::bind(addr).await.map_err(bind_error("SIP/TCP", *addr))?);
-    }
-    let mut tls = Vec::new();
-    for addr in &config.sip.tls {
-        tls.push(TcpListener::bind(addr).await.map_err(bind_error("SIP/TLS", *addr))?);
-    }
-    let mut local_names = local_host_names();
-    for addr in config.sip.udp.iter().chain(&config.sip.tcp).chain(&config.sip.tls) {
-        if !addr.ip().is_unspecified() {
-            local_names.push(addr.ip().to_string());
-        }
-    }
-    let settings = RegistrarSettings::from_config(&config, local_names);
+    let listeners = SipListeners::bind(&config).await?;
+    let settings = RegistrarSettings::from_config(&config, SipListeners::local_names(&config));
     let registrar =
         Arc::new(Registrar::new(&config, settings, directory.clone(), location, events.clone(), metrics.clone()));
     let connections = Connections::new();
@@ -146,43 +115,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
     let reg_events = RegEvents::new(registrar.clone(), notifier.clone());
     reg_events.spawn_watcher(&events, shutdown.clone());
     let dispatcher = Arc::new(Dispatcher::new(registrar.clone(), clients, reg_events, metrics.clone()));
-
-    let bound_ports = (
-        udp.first().map(|l| l.local_addr().port()),
-        tcp.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()),
-        tls.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()),
-    );
-    for listener in udp {
-        println!("deskline: listening for SIP/UDP on {}", listener.local_addr());
-        let threads = UdpListener::receive_threads(config.sip.udp_threads);
-        tokio::spawn(listener.run(threads, dispatcher.clone(), connections.clone(), shutdown.clone()));
-    }
-    let ctx = StreamContext {
-        dispatcher: dispatcher.clone(),
-        connections: connections.clone(),
-        metrics: metrics.clone(),
-        idle_timeout: Duration::from_secs(config.sip.idle_timeout),
-        shutdown: shutdown.clone(),
-    };
-    for listener in tcp {
-        println!(
-            "deskline: listening for SIP/TCP on {}",
-            listener.local_addr().map_err(bind_error("SIP/TCP", config.sip.tcp[0]))?
-        );
-        tokio::spawn(accept_loop(listener, None, ctx.clone()));
-    }
-    if !tls.is_empty() {
-        let server_config = crate::certs::server_tls_config(&config.tls.cert, &config.tls.key, &[], &[])
-            .map_err(|e| StartError::Certs(e.to_string()))?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-        for listener in tls {
-            println!(
-                "deskline: listening for SIP/TLS on {}",
-                listener.local_addr().map_err(bind_error("SIP/TLS", config.sip.tls[0]))?
-            );
-            tokio::spawn(accept_loop(listener, Some(acceptor.clone()), ctx.clone()));
-        }
-    }
+    let phones_port = listeners.first_port(&config.provisioning.sip_transport);
+    listeners.serve(&config, dispatcher, connections.clone(), metrics.clone(), &shutdown)?;
 
     let services = Arc::new(Services {
         config: config.clone(),
@@ -195,15 +129,26 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Se
         tokens,
         started_at: Instant::now(),
     });
-    let port = match config.provisioning.sip_transport.as_str() {
-        "udp" => bound_ports.0,
-        "tcp" => bound_ports.1,
-        _ => bound_ports.2,
-    };
-    start_provisioning(&services, &shutdown, port.unwrap_or(5061)).await?;
+    start_provisioning(&services, &shutdown, phones_port.unwrap_or(5061)).await?;
     start_admin(&services, &shutdown).await?;
     spawn_housekeeping(registrar, shutdown);
     Ok(services)
+}
+
+/// Creates the data folder, closed to other users (the store holds sealed secrets and token
+/// hashes), and the development CA and server certificate when none is configured yet.
+fn prepare_data_dir(config: &Config) -> Result<(), StartError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir_error = |e| StartError::DataDir(config.data_dir.display().to_string(), e);
+    std::fs::create_dir_all(&config.data_dir).map_err(dir_error)?;
+    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700)).map_err(dir_error)?;
+    let created = crate::certs::ensure_server_cert(&config.tls.cert, &config.tls.key)
+        .map_err(|e| StartError::Certs(e.to_string()))?;
+    if created {
+        let ca = config.tls.cert.with_file_name("ca.pem");
+        println!("deskline: development CA and server certificate written to {}", ca.display());
+    }
+    Ok(())
 }
 
 /// Reads the directory and the bindings from the store, the two in parallel (a restart with a
@@ -314,16 +259,4 @@ fn spawn_housekeeping(registrar: Arc<Registrar>, shutdown: CancellationToken) {
             }
         }
     });
-}
-
-/// Names a phone may use for this machine: localhost and the host name.
-fn local_host_names() -> Vec<String> {
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
-    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
-        let h = h.trim().to_ascii_lowercase();
-        if !h.is_empty() {
-            names.push(h);
-        }
-    }
-    names
 }
