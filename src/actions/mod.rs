@@ -102,9 +102,8 @@ impl Actions {
 
     /// Removes every binding of a user's extensions (optionally only one device's); remembers
     /// where each device was so it can still be notified. The warning says when the store refused
-    /// the removal: for a user deactivated or deleted, start-up drops such bindings anyway; for
-    /// one signed out or a device moved or deleted, a restart before they expire would bring them
-    /// back, and the operator should know.
+    /// the removal: a restart before the bindings expire would bring them back, and the operator
+    /// should know (unless their user is deleted: start-up drops such bindings anyway).
     async fn remove_bindings(
         &self,
         extensions: &[String],
@@ -122,7 +121,7 @@ impl Actions {
             Err(RemovalNotStored { removed, error }) => (removed, Some(error)),
         };
         self.remember_last_contacts(&removed).await;
-        let warning = refused.filter(|_| cause != RemovalCause::Deactivated).map(|e| {
+        let warning = refused.map(|e| {
             format!(
                 "{} binding(s) removed from service, but the store refused their removal {} times ({e}): \
                  a restart before they expire would bring them back",
@@ -201,6 +200,7 @@ impl Actions {
             .map(|d| (d.mac.clone(), d.credentials.secret.expose().to_owned()))
             .collect();
         let macs = self.directory.delete_user(username).await?;
+        // A refused removal is only logged here: start-up drops a deleted user's bindings.
         let (removed, _) = self.remove_bindings(&extensions, RemovalCause::Deactivated, None).await;
         let devices: Vec<Device> = macs.iter().filter_map(|m| self.directory.device(m)).collect();
         let mut report = self.notify_devices(&devices, &removed, &held).await;

@@ -80,8 +80,8 @@ impl SipListeners {
             idle_timeout: Duration::from_secs(config.sip.idle_timeout),
             shutdown: shutdown.clone(),
         };
-        for listener in self.tcp {
-            let local = listener.local_addr().map_err(bind_error("SIP/TCP", config.sip.tcp[0]))?;
+        for (listener, addr) in self.tcp.into_iter().zip(&config.sip.tcp) {
+            let local = listener.local_addr().map_err(bind_error("SIP/TCP", *addr))?;
             println!("deskline: listening for SIP/TCP on {local}");
             tokio::spawn(accept_loop(listener, None, ctx.clone()));
         }
@@ -91,8 +91,8 @@ impl SipListeners {
         let server_config = crate::certs::server_tls_config(&config.tls.cert, &config.tls.key, &[], &[])
             .map_err(|e| StartError::Certs(e.to_string()))?;
         let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-        for listener in self.tls {
-            let local = listener.local_addr().map_err(bind_error("SIP/TLS", config.sip.tls[0]))?;
+        for (listener, addr) in self.tls.into_iter().zip(&config.sip.tls) {
+            let local = listener.local_addr().map_err(bind_error("SIP/TLS", *addr))?;
             println!("deskline: listening for SIP/TLS on {local}");
             tokio::spawn(accept_loop(listener, Some(acceptor.clone()), ctx.clone()));
         }

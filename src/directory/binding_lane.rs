@@ -7,8 +7,9 @@
 //! other thread is writing, takes the journal and writes everything queued as one batch, and runs
 //! the batch's completions once the journal is released. A submitter that finds another thread
 //! writing just returns: that thread looks at the queue again after its batch, so the write is
-//! carried by the next batch (group commit, as with a writer thread, and nothing is left behind). Submissions are queued in the order they
-//! are made, and batches are written one at a time, in queue order.
+//! carried by the next batch (group commit, as with a writer thread, and nothing is left behind).
+//! Submissions are queued in the order they are made, and batches are written one at a time, in
+//! queue order.
 //!
 //! With `[store] bindings_fsync` a write includes an `fdatasync` taking milliseconds, which no
 //! caller (a UDP receive thread, a tokio worker) should wait on: then a thread of its own writes.

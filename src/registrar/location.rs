@@ -26,7 +26,7 @@ use crate::events::{Event, EventBus};
 use crate::metrics::{Metrics, TransportLabel, TransportLabels};
 
 mod removal;
-pub use removal::{RemovalNotStored, REMOVAL_ATTEMPTS, REMOVE_CHUNK};
+pub use removal::{RemovalNotStored, REMOVAL_ATTEMPTS};
 
 /// When a binding is due: (expiry, address of record, tag of its key), soonest first.
 type Due = Reverse<(u64, AddressOfRecord, Tag)>;

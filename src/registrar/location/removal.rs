@@ -13,8 +13,8 @@ use crate::directory::store::{Completion, StoreError, StoreOp};
 use crate::registrar::binding::{AddressOfRecord, Binding};
 use crate::registrar::RemovalCause;
 
-/// AORs whose bindings one store round of [`LocationTable::remove_all_of`] deletes.
-pub const REMOVE_CHUNK: usize = 256;
+/// AORs whose bindings one store round of [`LocationTable::remove_where`] deletes.
+const REMOVE_CHUNK: usize = 256;
 
 /// How many times a removal is written before its caller hears that the store refused it.
 pub const REMOVAL_ATTEMPTS: u32 = 3;

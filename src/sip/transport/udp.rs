@@ -151,6 +151,9 @@ impl UdpListener {
         let mut busy_since = Instant::now();
         let mut shed = 0u32;
         let mut dice = Dice::new();
+        // The first thread's count of datagrams taken, published for the helpers with a plain store
+        // (only this thread writes it: no locked add on every datagram).
+        let mut taken = 0u64;
         while !shutdown.is_cancelled() {
             let (len, from) = match self.socket.recv_from(&mut buf) {
                 Ok(x) => x,
@@ -177,7 +180,8 @@ impl UdpListener {
             };
             let received_at = Instant::now();
             if !helper {
-                self.taken.fetch_add(1, Ordering::Relaxed);
+                taken += 1;
+                self.taken.store(taken, Ordering::Relaxed);
             }
             streak += 1;
             if streak == 1 {
