@@ -101,99 +101,35 @@ impl Request {
             return Err(Rejection::new(505, "Version Not Supported"));
         }
         let headers = &*rows;
-        // One pass over the rows: where each header is, how often it occurs, and the Via values
-        // (a Via error is reported after the presence checks, as documented).
-        let mut seen = [(0usize, ""); SLOTS];
-        let mut via = Vec::with_capacity(2);
-        let mut via_ok = true;
-        for h in headers.iter() {
-            if let Some(s) = slot(h.name) {
-                if seen[s].0 == 0 {
-                    seen[s].1 = h.value;
-                }
-                seen[s].0 += 1;
-                if s == VIA && via_ok {
-                    via_ok = Via::parse_list_into(h.value, &mut via).is_ok();
-                }
-            }
-        }
-        if seen[VIA].0 == 0 {
-            return Err(Rejection::bad("Missing Via"));
-        }
-        for (s, name) in [(FROM, "From"), (TO, "To"), (CALL_ID, "Call-ID"), (CSEQ, "CSeq")] {
-            match seen[s].0 {
-                0 => return Err(Rejection::bad(format!("Missing {name}"))),
-                1 => {}
-                _ => return Err(Rejection::bad(format!("Duplicate {name}"))),
-            }
-        }
-        for (s, name) in [(MAX_FORWARDS, "Max-Forwards"), (EXPIRES, "Expires")] {
-            if seen[s].0 > 1 {
-                return Err(Rejection::bad(format!("Duplicate {name}")));
-            }
-        }
-        let invalid = |name: &str| Rejection::bad(format!("Invalid {name}"));
-        if !via_ok {
-            return Err(invalid("Via"));
-        }
-        let from = NameAddr::parse(seen[FROM].1).map_err(|_| invalid("From"))?;
-        let to = NameAddr::parse(seen[TO].1).map_err(|_| invalid("To"))?;
-        let call_id = seen[CALL_ID].1;
+        let index = RowIndex::of(headers);
+        index.check_presence()?;
+        let from = NameAddr::parse(index.value(FROM)).map_err(|_| invalid("From"))?;
+        let to = NameAddr::parse(index.value(TO)).map_err(|_| invalid("To"))?;
+        let call_id = index.value(CALL_ID);
         if call_id.is_empty() || call_id.bytes().any(|b| b == b' ' || b == b'\t') {
             return Err(invalid("Call-ID"));
         }
         let call_id = Text::from(call_id);
-        let cseq = CSeq::parse(seen[CSEQ].1).map_err(|_| invalid("CSeq"))?;
-        let max_forwards = match seen[MAX_FORWARDS] {
-            (0, _) => None,
-            (_, v) => match parse_u32_saturating(v) {
-                None => return Err(invalid("Max-Forwards")),
-                Some(n) => (n <= 255).then_some(n),
-            },
+        let cseq = CSeq::parse(index.value(CSEQ)).map_err(|_| invalid("CSeq"))?;
+        let max_forwards = match index.optional(MAX_FORWARDS) {
+            None => None,
+            // Above 255: as if absent (RFC 4475 §3.1.2.4).
+            Some(v) => Some(parse_u32_saturating(v).ok_or_else(|| invalid("Max-Forwards"))?).filter(|&n| n <= 255),
         };
-        let expires = match seen[EXPIRES] {
-            (0, _) => None,
-            (_, v) => Some(parse_u32_saturating(v).ok_or_else(|| invalid("Expires"))?),
-        };
-        let contact = match seen[CONTACT].0 {
-            0 => None,
-            1 => Some(ContactSpec::parse_rows(std::iter::once(seen[CONTACT].1)).map_err(|_| invalid("Contact"))?),
-            _ => Some(
-                ContactSpec::parse_rows(headers.iter().filter(|h| slot(h.name) == Some(CONTACT)).map(|h| h.value))
-                    .map_err(|_| invalid("Contact"))?,
-            ),
-        };
+        let expires =
+            index.optional(EXPIRES).map(|v| parse_u32_saturating(v).ok_or_else(|| invalid("Expires"))).transpose()?;
+        let contact = index.contact(headers)?;
         if cseq.method != method {
             return Err(match method {
                 Method::Extension(_) => Rejection::new(501, "Not Implemented"),
                 _ => Rejection::bad("CSeq Method Mismatch"),
             });
         }
-        let uri = match Uri::parse(&uri_text) {
-            Err(_) => return Err(invalid("Request-URI")),
-            Ok(Uri::Other { .. }) => return Err(Rejection::new(416, "Unsupported URI Scheme")),
-            Ok(Uri::Sip(u)) if u.headers.is_some() => return Err(invalid("Request-URI")),
-            Ok(u) => u,
-        };
-        if seen[REQUIRE].0 > 0 && !matches!(method, Method::Ack | Method::Cancel) {
-            let mut unsupported: Vec<&str> = Vec::new();
-            for tag in headers.get_all("Require").flat_map(|r| r.split(',')) {
-                let tag = tag.trim_matches([' ', '\t']);
-                if !tag.is_empty()
-                    && !supported.iter().any(|s| s.eq_ignore_ascii_case(tag))
-                    && !unsupported.contains(&tag)
-                {
-                    unsupported.push(tag);
-                }
-            }
-            if !unsupported.is_empty() {
-                return Err(Rejection {
-                    code: 420,
-                    reason: "Bad Extension".into(),
-                    unsupported: Some(unsupported.join(", ")),
-                });
-            }
+        let uri = request_uri(&uri_text)?;
+        if index.count(REQUIRE) > 0 && !matches!(method, Method::Ack | Method::Cancel) {
+            check_require(headers, supported)?;
         }
+        let RowIndex { via, .. } = index;
         Ok(Request {
             method,
             uri,
@@ -256,6 +192,114 @@ fn slot(name: &str) -> Option<usize> {
         12 if is("Max-Forwards") => MAX_FORWARDS,
         _ => return None,
     })
+}
+
+/// 400 "Invalid X".
+fn invalid(name: &str) -> Rejection {
+    Rejection::bad(format!("Invalid {name}"))
+}
+
+/// Where each header [`Request::check`] reads is and how often it occurs, found in one pass over
+/// the rows, with the Via values parsed on the way (a Via error is reported after the presence
+/// checks, as documented).
+struct RowIndex<'a> {
+    /// Per slot: how many rows, and the first row's value.
+    seen: [(usize, &'a str); SLOTS],
+    via: Vec<Via>,
+    via_ok: bool,
+}
+
+impl<'a> RowIndex<'a> {
+    fn of(headers: &'a Headers) -> RowIndex<'a> {
+        let mut index = RowIndex { seen: [(0, ""); SLOTS], via: Vec::with_capacity(2), via_ok: true };
+        for h in headers.iter() {
+            if let Some(s) = slot(h.name) {
+                if index.seen[s].0 == 0 {
+                    index.seen[s].1 = h.value;
+                }
+                index.seen[s].0 += 1;
+                if s == VIA && index.via_ok {
+                    index.via_ok = Via::parse_list_into(h.value, &mut index.via).is_ok();
+                }
+            }
+        }
+        index
+    }
+
+    fn count(&self, slot: usize) -> usize {
+        self.seen[slot].0
+    }
+
+    /// The first row's value.
+    fn value(&self, slot: usize) -> &'a str {
+        self.seen[slot].1
+    }
+
+    /// The value of a header that may be absent.
+    fn optional(&self, slot: usize) -> Option<&'a str> {
+        (self.count(slot) > 0).then(|| self.value(slot))
+    }
+
+    /// Via at least once; From, To, Call-ID and CSeq exactly once; Max-Forwards and Expires at
+    /// most once (400 "Missing X" / "Duplicate X"); then Via's syntax (400 "Invalid Via").
+    fn check_presence(&self) -> Result<(), Rejection> {
+        if self.count(VIA) == 0 {
+            return Err(Rejection::bad("Missing Via"));
+        }
+        for (s, name) in [(FROM, "From"), (TO, "To"), (CALL_ID, "Call-ID"), (CSEQ, "CSeq")] {
+            match self.count(s) {
+                0 => return Err(Rejection::bad(format!("Missing {name}"))),
+                1 => {}
+                _ => return Err(Rejection::bad(format!("Duplicate {name}"))),
+            }
+        }
+        for (s, name) in [(MAX_FORWARDS, "Max-Forwards"), (EXPIRES, "Expires")] {
+            if self.count(s) > 1 {
+                return Err(Rejection::bad(format!("Duplicate {name}")));
+            }
+        }
+        match self.via_ok {
+            true => Ok(()),
+            false => Err(invalid("Via")),
+        }
+    }
+
+    /// Every Contact row, parsed as one list; `None` when there is none.
+    fn contact(&self, headers: &Headers) -> Result<Option<ContactSpec>, Rejection> {
+        let parsed = match self.count(CONTACT) {
+            0 => return Ok(None),
+            1 => ContactSpec::parse_rows(std::iter::once(self.value(CONTACT))),
+            _ => ContactSpec::parse_rows(headers.iter().filter(|h| slot(h.name) == Some(CONTACT)).map(|h| h.value)),
+        };
+        parsed.map(Some).map_err(|_| invalid("Contact"))
+    }
+}
+
+/// The Request-URI: it parses (else 400), is sip or sips (else 416) and has no `?headers` (400).
+fn request_uri(text: &str) -> Result<Uri, Rejection> {
+    match Uri::parse(text) {
+        Err(_) => Err(invalid("Request-URI")),
+        Ok(Uri::Other { .. }) => Err(Rejection::new(416, "Unsupported URI Scheme")),
+        Ok(Uri::Sip(u)) if u.headers.is_some() => Err(invalid("Request-URI")),
+        Ok(u) => Ok(u),
+    }
+}
+
+/// Every Require option tag must be one of `supported`: else 420 listing the others.
+fn check_require(headers: &Headers, supported: &[&str]) -> Result<(), Rejection> {
+    let mut unsupported: Vec<&str> = Vec::new();
+    for tag in headers.get_all("Require").flat_map(|r| r.split(',')) {
+        let tag = tag.trim_matches([' ', '\t']);
+        if !tag.is_empty() && !supported.iter().any(|s| s.eq_ignore_ascii_case(tag)) && !unsupported.contains(&tag) {
+            unsupported.push(tag);
+        }
+    }
+    match unsupported.is_empty() {
+        true => Ok(()),
+        false => {
+            Err(Rejection { code: 420, reason: "Bad Extension".into(), unsupported: Some(unsupported.join(", ")) })
+        }
+    }
 }
 
 #[cfg(test)]
