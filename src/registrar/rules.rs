@@ -133,37 +133,49 @@ fn update(
     }
     let mut changes = Changes::default();
     for u in updates {
-        let position = bindings.iter().position(|b| b.key == u.key);
-        match (position, u.expires) {
-            (Some(i), 0) => {
-                let old = bindings.remove(i);
-                changes.removed.push((old.clone(), Removal::Unregistered));
-                changes.previous.push(old);
-            }
-            (None, 0) => {}
-            (Some(i), _) => {
-                let old = &bindings[i];
-                let replaced_contact = old.contact != u.contact;
-                let fresh = new_binding(u, facts, old.registered_at);
-                let old = std::mem::replace(&mut bindings[i], fresh.clone());
-                if replaced_contact {
-                    changes.removed.push((old.clone(), Removal::Replaced));
-                    changes.added.push(fresh);
-                } else {
-                    changes.refreshed.push(fresh);
-                }
-                changes.previous.push(old);
-            }
-            (None, _) => {
-                let fresh = new_binding(u, facts, facts.now);
-                // Most addresses of record hold one binding: grow by one, not to Vec's default
-                // of four (a binding is ~350 bytes; memory per phone is a bar).
-                bindings.reserve_exact(1);
-                bindings.push(fresh.clone());
+        apply_update(bindings, u, facts, &mut changes);
+    }
+    evict_oldest(bindings, max_contacts, &mut changes);
+    Ok(changes)
+}
+
+/// One contact of the request, matched by its key: removed (expires 0), refreshed (same contact
+/// URI), replaced (same `+sip.instance`, new contact URI) or added.
+fn apply_update(bindings: &mut Vec<Binding>, u: &ContactUpdate, facts: &RequestFacts, changes: &mut Changes) {
+    let position = bindings.iter().position(|b| b.key == u.key);
+    match (position, u.expires) {
+        (Some(i), 0) => {
+            let old = bindings.remove(i);
+            changes.removed.push((old.clone(), Removal::Unregistered));
+            changes.previous.push(old);
+        }
+        (None, 0) => {}
+        (Some(i), _) => {
+            let replaced_contact = bindings[i].contact != u.contact;
+            let fresh = new_binding(u, facts, bindings[i].registered_at);
+            let old = std::mem::replace(&mut bindings[i], fresh.clone());
+            if replaced_contact {
+                changes.removed.push((old.clone(), Removal::Replaced));
                 changes.added.push(fresh);
+            } else {
+                changes.refreshed.push(fresh);
             }
+            changes.previous.push(old);
+        }
+        (None, _) => {
+            let fresh = new_binding(u, facts, facts.now);
+            // Most addresses of record hold one binding: grow by one, not to Vec's default
+            // of four (a binding is ~350 bytes; memory per phone is a bar).
+            bindings.reserve_exact(1);
+            bindings.push(fresh.clone());
+            changes.added.push(fresh);
         }
     }
+}
+
+/// Over `max_contacts`: the oldest bindings (first registered, then first to expire) go, and
+/// `changes` says so (an evicted binding this request added is no longer "added").
+fn evict_oldest(bindings: &mut Vec<Binding>, max_contacts: usize, changes: &mut Changes) {
     while bindings.len() > max_contacts {
         let oldest = bindings
             .iter()
@@ -181,7 +193,6 @@ fn update(
         changes.refreshed.retain(|b| b.key != evicted.key);
         changes.removed.push((evicted, Removal::Evicted));
     }
-    Ok(changes)
 }
 
 /// Which request wrote a binding: the Call-ID, CSeq and branch it carries.
