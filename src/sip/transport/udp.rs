@@ -145,12 +145,7 @@ impl UdpListener {
             false => Idle::waker(&self.socket)?,
         };
         let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
-        // Datagrams handled since the socket was last found empty, and the share of new work to
-        // shed (1/1024ths) from the last look at the queue.
-        let mut streak = 0usize;
-        let mut busy_since = Instant::now();
-        let mut shed = 0u32;
-        let mut dice = Dice::new();
+        let mut gauge = OverloadGauge::new();
         // The first thread's count of datagrams taken, published for the helpers with a plain store
         // (only this thread writes it: no locked add on every datagram).
         let mut taken = 0u64;
@@ -158,8 +153,7 @@ impl UdpListener {
             let (len, from) = match self.socket.recv_from(&mut buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    streak = 0;
-                    shed = 0;
+                    gauge.emptied();
                     idle.wait(&self.taken)?;
                     continue;
                 }
@@ -183,12 +177,7 @@ impl UdpListener {
                 taken += 1;
                 self.taken.store(taken, Ordering::Relaxed);
             }
-            streak += 1;
-            if streak == 1 {
-                busy_since = received_at;
-            } else if streak.is_multiple_of(FILL_CHECK_EVERY) && received_at - busy_since >= SHED_AFTER {
-                shed = queue_fill(&self.socket).map_or(0, |fill| fill.saturating_sub(SHED_FROM) * 2).min(SHED_AT_MOST);
-            }
+            let overloaded = gauge.taken(received_at, || queue_fill(&self.socket));
             if len > MAX_MESSAGE_SIZE {
                 continue;
             }
@@ -196,7 +185,7 @@ impl UdpListener {
                 flow: Flow { transport: TransportKind::Udp, remote: from, local: self.local, connection: 0 },
                 reply: Sender::Udp { socket: self.socket.clone(), to: from },
                 received_at,
-                overloaded: shed > 0 && dice.roll() < shed,
+                overloaded,
             };
             dispatcher.handle_datagram(&buf[..len], inbound);
         }
@@ -247,6 +236,41 @@ impl Idle {
             true => HELPER_NAP,
             false => HELPER_IDLE_NAP,
         }
+    }
+}
+
+/// A receive thread's judgement of overload from its socket's queue (see [`SHED_FROM`]).
+struct OverloadGauge {
+    /// Datagrams taken since the socket was last found empty, and since when.
+    streak: usize,
+    busy_since: Instant,
+    /// The share of new work to shed (1/1024ths) from the last look at the queue.
+    shed: u32,
+    dice: Dice,
+}
+
+impl OverloadGauge {
+    fn new() -> OverloadGauge {
+        OverloadGauge { streak: 0, busy_since: Instant::now(), shed: 0, dice: Dice::new() }
+    }
+
+    /// The socket ran empty: whatever the queue held is worked off.
+    fn emptied(&mut self) {
+        (self.streak, self.shed) = (0, 0);
+    }
+
+    /// A datagram taken at `now`: whether it is to be shed if it is new work. `fill` (the queue's
+    /// fill, in 1/1024ths) is asked for every [`FILL_CHECK_EVERY`] datagrams once the queue has
+    /// not run empty for [`SHED_AFTER`].
+    #[inline]
+    fn taken(&mut self, now: Instant, fill: impl FnOnce() -> Option<u32>) -> bool {
+        self.streak += 1;
+        if self.streak == 1 {
+            self.busy_since = now;
+        } else if self.streak.is_multiple_of(FILL_CHECK_EVERY) && now - self.busy_since >= SHED_AFTER {
+            self.shed = fill().map_or(0, |fill| fill.saturating_sub(SHED_FROM) * 2).min(SHED_AT_MOST);
+        }
+        self.shed > 0 && self.dice.roll() < self.shed
     }
 }
 
@@ -323,6 +347,32 @@ mod tests {
         assert_eq!(idle.nap(5, start + QUIET_AFTER * 2), HELPER_NAP);
         assert_eq!(idle.nap(5, start + QUIET_AFTER * 2 + HELPER_NAP), HELPER_NAP);
         assert_eq!(idle.nap(5, start + QUIET_AFTER * 3), HELPER_IDLE_NAP);
+    }
+
+    #[test]
+    fn overload_is_a_full_queue_that_has_not_run_empty_for_a_while() {
+        let start = Instant::now();
+        // The share shed of 1024 datagrams, after the FILL_CHECK_EVERY it takes to look again.
+        let shed_share = |gauge: &mut OverloadGauge, at: Duration, fill: u32| {
+            for _ in 0..FILL_CHECK_EVERY {
+                gauge.taken(start + at, || Some(fill));
+            }
+            (0..1024).filter(|_| gauge.taken(start + at, || Some(fill))).count()
+        };
+        let mut gauge = OverloadGauge::new();
+        // Full, but only for a moment: a burst is what the buffer is for.
+        assert_eq!(shed_share(&mut gauge, Duration::ZERO, 1024), 0);
+        // Still not empty after SHED_AFTER: full sheds most new work, never all of it.
+        let shed = shed_share(&mut gauge, SHED_AFTER, 1024);
+        assert!((800..1000).contains(&shed), "{shed} of 1024 shed");
+        // Half full or less: none.
+        assert_eq!(shed_share(&mut gauge, SHED_AFTER * 2, SHED_FROM), 0);
+        // Three quarters full: about half of it.
+        let shed = shed_share(&mut gauge, SHED_AFTER * 2, 768);
+        assert!((350..700).contains(&shed), "{shed} of 1024 shed");
+        // Once the socket runs empty, the judgement starts over.
+        gauge.emptied();
+        assert_eq!(shed_share(&mut gauge, SHED_AFTER * 3, 1024), 0);
     }
 
     #[test]
