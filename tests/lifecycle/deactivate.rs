@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use crate::common::*;
-use crate::support::phone::PhoneEvent;
-use crate::support::{TestServer, Transport};
+use crate::support::phone::{Phone, PhoneEvent};
+use crate::support::{Admin, TestServer, Transport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register() {
@@ -80,52 +80,12 @@ async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register()
     // What each phone saw.
     let phones = join_phones(handles).await;
     let mut phones: Vec<_> = phones.into_iter().map(|(p, _)| p).collect();
-    for (p, d) in phones.iter().zip(&devs) {
-        let n = p.notifies.first().unwrap_or_else(|| {
-            panic!(
-                "{} ({:?} over {}) received no check-sync NOTIFY; its events: {:#?}",
-                d.mac, d.vendor, p.transport, p.events
-            )
-        });
-        assert_check_sync(&srv, p, d.vendor, n);
-        assert_eq!(p.notifies.len(), 1, "{} accepted more than one NOTIFY: {:#?}", d.mac, p.notifies);
-        if p.challenge_notify.is_some() {
-            assert!(
-                p.events.iter().any(|e| matches!(e, PhoneEvent::NotifyChallenged(_))),
-                "{}: the Poly-like phone never challenged (events {:#?})",
-                d.mac,
-                p.events
-            );
-            assert!(!p.notify_auth_results.is_empty(), "{}: no Authorization came after the challenge", d.mac);
-            for r in &p.notify_auth_results {
-                assert!(
-                    r.is_ok(),
-                    "{}: the NOTIFY's Authorization does not verify with the device's credentials: {r:?}",
-                    d.mac
-                );
-            }
-        }
-        assert!(!resync_pending(&admin, &d.mac).await, "{}: resync_pending after a delivered NOTIFY", d.mac);
-    }
+    assert_each_phone_got_one_check_sync(&srv, &admin, &phones, &devs).await;
 
     // The reg-event subscriber: each contact terminated with event="rejected".
     let mut sub = sub_task.await.unwrap();
     assert!(sub.notifies.len() > sub_before, "the reg-event subscriber got no NOTIFY after the deactivation");
-    for p in &phones {
-        let local = p.ua.local_hostport();
-        assert!(
-            sub.wait_contact(&local, "terminated", "rejected", Duration::from_secs(2)).await,
-            "no reginfo contact {local} state=\"terminated\" event=\"rejected\"; received:\n{}",
-            sub.describe()
-        );
-        assert!(
-            !sub.contacts()[..]
-                .iter()
-                .any(|(c, _)| c.uri.contains(&local) && c.state == "terminated" && c.event != "rejected"),
-            "contact {local} terminated with another event than rejected:\n{}",
-            sub.describe()
-        );
-    }
+    assert_contacts_terminated_as_rejected(&mut sub, &phones).await;
 
     // Bob's phone was not touched.
     let (bob_phone, got) = bob_task.await.unwrap();
@@ -151,6 +111,66 @@ async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register()
     }
 
     // Idempotent: a second deactivate changes nothing and sends nothing.
+    assert_second_deactivate_is_a_no_op(&admin, phones, sub).await;
+    assert_eq!(user_status(&admin, "alice").await, "suspended");
+}
+
+/// Each phone accepted exactly one check-sync NOTIFY in its vendor's flavour (a Poly-like phone
+/// after challenging it, with an answer that verifies against its own credentials), and no resync
+/// is left pending for it.
+async fn assert_each_phone_got_one_check_sync(srv: &TestServer, admin: &Admin, phones: &[Phone], devs: &[Dev]) {
+    for (p, d) in phones.iter().zip(devs) {
+        let n = p.notifies.first().unwrap_or_else(|| {
+            panic!(
+                "{} ({:?} over {}) received no check-sync NOTIFY; its events: {:#?}",
+                d.mac, d.vendor, p.transport, p.events
+            )
+        });
+        assert_check_sync(srv, p, d.vendor, n);
+        assert_eq!(p.notifies.len(), 1, "{} accepted more than one NOTIFY: {:#?}", d.mac, p.notifies);
+        if p.challenge_notify.is_some() {
+            assert!(
+                p.events.iter().any(|e| matches!(e, PhoneEvent::NotifyChallenged(_))),
+                "{}: the Poly-like phone never challenged (events {:#?})",
+                d.mac,
+                p.events
+            );
+            assert!(!p.notify_auth_results.is_empty(), "{}: no Authorization came after the challenge", d.mac);
+            for r in &p.notify_auth_results {
+                assert!(
+                    r.is_ok(),
+                    "{}: the NOTIFY's Authorization does not verify with the device's credentials: {r:?}",
+                    d.mac
+                );
+            }
+        }
+        assert!(!resync_pending(admin, &d.mac).await, "{}: resync_pending after a delivered NOTIFY", d.mac);
+    }
+}
+
+/// The reg-event subscriber saw every phone's contact terminated with event="rejected", and
+/// with no other event.
+async fn assert_contacts_terminated_as_rejected(sub: &mut RegSubscriber, phones: &[Phone]) {
+    for p in phones {
+        let local = p.ua.local_hostport();
+        assert!(
+            sub.wait_contact(&local, "terminated", "rejected", Duration::from_secs(2)).await,
+            "no reginfo contact {local} state=\"terminated\" event=\"rejected\"; received:\n{}",
+            sub.describe()
+        );
+        assert!(
+            !sub.contacts()[..]
+                .iter()
+                .any(|(c, _)| c.uri.contains(&local) && c.state == "terminated" && c.event != "rejected"),
+            "contact {local} terminated with another event than rejected:\n{}",
+            sub.describe()
+        );
+    }
+}
+
+/// A second deactivate of alice answers changed=false with nothing removed or notified, and no
+/// phone nor the subscriber receives anything.
+async fn assert_second_deactivate_is_a_no_op(admin: &Admin, phones: Vec<Phone>, sub: RegSubscriber) {
     let seen: Vec<usize> = phones.iter().map(|p| notify_events(p).len()).collect();
     let sub_seen = sub.notifies.len();
     let handles: Vec<_> =
@@ -173,5 +193,4 @@ async fn deactivate_removes_bindings_notifies_every_phone_and_refuses_register()
     }
     let sub = sub_task.await.unwrap();
     assert_eq!(sub.notifies.len(), sub_seen, "reg NOTIFY after the second (no-op) deactivate:\n{}", sub.describe());
-    assert_eq!(user_status(&admin, "alice").await, "suspended");
 }
