@@ -56,18 +56,7 @@ async fn batch_deactivate_logs_every_named_user_out_and_leaves_the_others_alone(
     assert_eq!(status, 200, "POST /api/v1/users/deactivate: {report}");
 
     // The answer: counts, the unchanged user, the unknown name.
-    assert_eq!(report["action"], "deactivate", "{report}");
-    assert_eq!(report["requested"].as_u64(), Some(6), "a name given twice counts once: {report}");
-    assert_eq!(report["changed"].as_u64(), Some(BATCH.len() as u64), "{report}");
-    assert_eq!(report["unchanged"], json!(["sam"]), "already suspended: {report}");
-    let errors = report["errors"].as_array().unwrap_or_else(|| panic!("errors is not a list: {report}"));
-    assert_eq!(errors.len(), 1, "{report}");
-    assert_eq!((errors[0]["username"].as_str(), errors[0]["error"].as_str()), (Some("ghost"), Some("not_found")));
-    assert_eq!(report["bindings_removed"].as_u64(), Some(BATCH.len() as u64), "{report}");
-    assert_eq!(report["devices"].as_u64(), Some(BATCH.len() as u64), "{report}");
-    let (notified, pending) = (report["devices_notified"].as_u64(), report["devices_pending"].as_u64());
-    assert_eq!((notified, pending), (Some(BATCH.len() as u64), Some(0)), "every phone answers at once: {report}");
-    assert_eq!(report["devices_unreachable"].as_u64(), Some(0), "{report}");
+    assert_batch_report(&report);
 
     // What the server holds, and what each phone saw.
     for (user, ext, _) in BATCH {
@@ -90,25 +79,10 @@ async fn batch_deactivate_logs_every_named_user_out_and_leaves_the_others_alone(
     }
 
     // The user not named: no NOTIFY, still registered, refreshes accepted.
-    let seen = other.poll(Duration::from_millis(300)).await;
-    assert!(notify_events(&other).is_empty(), "the other user's phone got a NOTIFY: {seen:#?}");
-    assert_eq!(bindings(&admin, "1009").await.len(), 1, "the other user's binding went");
-    for _ in 0..3 {
-        let r = other.register().await;
-        assert_eq!(r.status(), Some(200), "REGISTER of a user not in the batch:\n{}", r.raw);
-    }
-    assert_eq!(user_status(&admin, "olga").await, "active");
+    assert_bystander_untouched(&admin, &mut other).await;
 
     // One audit record per user changed, and one for the batch.
-    let (_, audit) = admin.get("/api/v1/audit?limit=50").await;
-    let entries = audit.as_array().cloned().unwrap_or_default();
-    for (user, _, _) in BATCH {
-        assert!(
-            entries.iter().any(|e| e["action"] == "deactivate" && e["target"] == user),
-            "no audit record of deactivating {user}: {audit:#}"
-        );
-    }
-    assert!(entries.iter().any(|e| e["action"] == "deactivate_batch"), "no audit record of the batch: {audit:#}");
+    assert_audit_records(&admin).await;
 
     // Idempotent: the same batch again changes and sends nothing.
     let (status, again) = admin.post("/api/v1/users/deactivate", &json!({ "usernames": ["alice", "bob"] })).await;
@@ -169,4 +143,46 @@ async fn batch_requests_that_are_refused() {
         let got = admin.post("/api/v1/users", &json!({"username": name, "extension": "1777"})).await;
         json_error(&format!("creating a user called {name}"), &got, 422);
     }
+}
+
+/// The batch deactivate's answer: every BATCH user changed, "sam" unchanged, "ghost" not found,
+/// "alice" (named twice) counted once, every phone notified at once.
+fn assert_batch_report(report: &Value) {
+    assert_eq!(report["action"], "deactivate", "{report}");
+    assert_eq!(report["requested"].as_u64(), Some(6), "a name given twice counts once: {report}");
+    assert_eq!(report["changed"].as_u64(), Some(BATCH.len() as u64), "{report}");
+    assert_eq!(report["unchanged"], json!(["sam"]), "already suspended: {report}");
+    let errors = report["errors"].as_array().unwrap_or_else(|| panic!("errors is not a list: {report}"));
+    assert_eq!(errors.len(), 1, "{report}");
+    assert_eq!((errors[0]["username"].as_str(), errors[0]["error"].as_str()), (Some("ghost"), Some("not_found")));
+    assert_eq!(report["bindings_removed"].as_u64(), Some(BATCH.len() as u64), "{report}");
+    assert_eq!(report["devices"].as_u64(), Some(BATCH.len() as u64), "{report}");
+    let (notified, pending) = (report["devices_notified"].as_u64(), report["devices_pending"].as_u64());
+    assert_eq!((notified, pending), (Some(BATCH.len() as u64), Some(0)), "every phone answers at once: {report}");
+    assert_eq!(report["devices_unreachable"].as_u64(), Some(0), "{report}");
+}
+
+/// olga, not named in the batch: no NOTIFY, her binding kept, her refreshes accepted, still active.
+async fn assert_bystander_untouched(admin: &Admin, other: &mut Phone) {
+    let seen = other.poll(Duration::from_millis(300)).await;
+    assert!(notify_events(other).is_empty(), "the other user's phone got a NOTIFY: {seen:#?}");
+    assert_eq!(bindings(admin, "1009").await.len(), 1, "the other user's binding went");
+    for _ in 0..3 {
+        let r = other.register().await;
+        assert_eq!(r.status(), Some(200), "REGISTER of a user not in the batch:\n{}", r.raw);
+    }
+    assert_eq!(user_status(admin, "olga").await, "active");
+}
+
+/// One `deactivate` audit record per BATCH user, and one `deactivate_batch`.
+async fn assert_audit_records(admin: &Admin) {
+    let (_, audit) = admin.get("/api/v1/audit?limit=50").await;
+    let entries = audit.as_array().cloned().unwrap_or_default();
+    for (user, _, _) in BATCH {
+        assert!(
+            entries.iter().any(|e| e["action"] == "deactivate" && e["target"] == user),
+            "no audit record of deactivating {user}: {audit:#}"
+        );
+    }
+    assert!(entries.iter().any(|e| e["action"] == "deactivate_batch"), "no audit record of the batch: {audit:#}");
 }
