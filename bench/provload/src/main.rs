@@ -84,8 +84,8 @@ fn cpu_seconds() -> f64 {
     let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = &s[s.rfind(')').map(|i| i + 2).unwrap_or(0)..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 =
+        f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -158,7 +158,51 @@ fn main() {
     rt.block_on(run(a));
 }
 
+/// What every connection shares: counters, the measuring and stop flags, the latencies.
+struct Shared {
+    stats: Stats,
+    measuring: AtomicBool,
+    stop: AtomicBool,
+    latencies: std::sync::Mutex<Vec<u32>>,
+}
+
 async fn run(a: Arc<Args>) {
+    let connector = tls_connector(&a);
+    let server_name = ServerName::try_from(a.host.clone()).expect("server name");
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n",
+        a.path, a.host, a.port, a.ua
+    );
+    let shared = Arc::new(Shared {
+        stats: Stats::default(),
+        measuring: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        latencies: std::sync::Mutex::new(Vec::with_capacity(1 << 20)),
+    });
+    let tasks: Vec<_> = (0..a.connections)
+        .map(|_| {
+            let phone =
+                Phone { connector: connector.clone(), server_name: server_name.clone(), request: request.clone() };
+            tokio::spawn(phone.fetch_until_stopped(a.clone(), shared.clone()))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    shared.measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
+    shared.measuring.store(false, Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    shared.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    print_report(&a, &shared, elapsed, cpu);
+}
+
+/// A TLS client configuration that trusts `--ca` and presents `--cert` / `--key`.
+fn tls_connector(a: &Args) -> TlsConnector {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(&a.ca).expect("read --ca") {
@@ -171,83 +215,64 @@ async fn run(a: Arc<Args>) {
         .with_root_certificates(roots)
         .with_client_auth_cert(certs, key)
         .expect("client cert");
-    let connector = TlsConnector::from(Arc::new(config));
-    let server_name = ServerName::try_from(a.host.clone()).expect("server name");
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n",
-        a.path, a.host, a.port, a.ua
-    );
-    let stats = Arc::new(Stats::default());
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let lat = Arc::new(std::sync::Mutex::new(Vec::<u32>::with_capacity(1 << 20)));
-    let mut tasks = Vec::new();
-    for _ in 0..a.connections {
-        let (connector, server_name, request) = (connector.clone(), server_name.clone(), request.clone());
-        let (stats, measuring, stop, lat, a) = (stats.clone(), measuring.clone(), stop.clone(), lat.clone(), a.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut local_lat = Vec::with_capacity(1 << 16);
-            'conn: while !stop.load(Ordering::Relaxed) {
-                let tcp = match TcpStream::connect((a.host.as_str(), a.port)).await {
-                    Ok(t) => t,
-                    Err(_) => {
-                        stats.errors.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
+    TlsConnector::from(Arc::new(config))
+}
+
+/// One simulated phone: a keep-alive connection that fetches its config again and again.
+struct Phone {
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+    request: String,
+}
+
+impl Phone {
+    /// Connects (again after an error, 50 ms later) and sends the request back to back until
+    /// `stop`; counts and times the answers while `measuring`.
+    async fn fetch_until_stopped(self, a: Arc<Args>, shared: Arc<Shared>) {
+        let stats = &shared.stats;
+        let mut local_lat = Vec::with_capacity(1 << 16);
+        'conn: while !shared.stop.load(Ordering::Relaxed) {
+            let Some(mut tls) = self.connect(&a).await else {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let mut buf = Vec::with_capacity(32768);
+            while !shared.stop.load(Ordering::Relaxed) {
+                let t0 = Instant::now();
+                if tls.write_all(self.request.as_bytes()).await.is_err() {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    continue 'conn;
+                }
+                let Ok((status, len)) = read_response(&mut tls, &mut buf).await else {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    continue 'conn;
                 };
-                tcp.set_nodelay(true).ok();
-                let mut tls = match connector.connect(server_name.clone(), tcp).await {
-                    Ok(t) => t,
-                    Err(_) => {
-                        stats.errors.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let mut buf = Vec::with_capacity(32768);
-                while !stop.load(Ordering::Relaxed) {
-                    let t0 = Instant::now();
-                    if tls.write_all(request.as_bytes()).await.is_err() {
-                        stats.errors.fetch_add(1, Ordering::Relaxed);
-                        continue 'conn;
-                    }
-                    match read_response(&mut tls, &mut buf).await {
-                        Ok((status, len)) => {
-                            if measuring.load(Ordering::Relaxed) {
-                                stats.requests.fetch_add(1, Ordering::Relaxed);
-                                stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
-                                if status == 200 {
-                                    stats.ok.fetch_add(1, Ordering::Relaxed);
-                                } else {
-                                    stats.other_status.fetch_add(1, Ordering::Relaxed);
-                                }
-                                local_lat.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                            }
-                        }
-                        Err(_) => {
-                            stats.errors.fetch_add(1, Ordering::Relaxed);
-                            continue 'conn;
-                        }
-                    }
+                if shared.measuring.load(Ordering::Relaxed) {
+                    stats.requests.fetch_add(1, Ordering::Relaxed);
+                    stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
+                    match status {
+                        200 => stats.ok.fetch_add(1, Ordering::Relaxed),
+                        _ => stats.other_status.fetch_add(1, Ordering::Relaxed),
+                    };
+                    local_lat.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
                 }
             }
-            lat.lock().unwrap().extend(local_lat);
-        }));
+        }
+        shared.latencies.lock().unwrap().extend(local_lat);
     }
-    tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
-    let cpu0 = cpu_seconds();
-    let t0 = Instant::now();
-    measuring.store(true, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = t0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+
+    async fn connect(&self, a: &Args) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect((a.host.as_str(), a.port)).await.ok()?;
+        tcp.set_nodelay(true).ok();
+        self.connector.connect(self.server_name.clone(), tcp).await.ok()
     }
-    let mut l = lat.lock().unwrap().clone();
+}
+
+/// The one JSON line this tool prints.
+fn print_report(a: &Args, shared: &Shared, elapsed: f64, cpu: f64) {
+    let stats = &shared.stats;
+    let mut l = shared.latencies.lock().unwrap().clone();
     l.sort_unstable();
     let pct = |q: f64| if l.is_empty() { 0.0 } else { l[((l.len() - 1) as f64 * q) as usize] as f64 / 1000.0 };
     let n = stats.requests.load(Ordering::Relaxed);
