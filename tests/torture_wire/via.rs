@@ -16,7 +16,26 @@ fn is_lws(b: u8) -> bool {
 /// None when there is no Via or its sent-protocol cannot be found.
 pub(crate) fn rewrite_top_via(msg: &[u8], sent_by: &str) -> Option<Vec<u8>> {
     let head_end = find(msg, b"\r\n\r\n").map(|i| i + 2).unwrap_or(msg.len());
-    let head = &msg[..head_end];
+    let (via_start, via_end) = top_via_lines(&msg[..head_end])?;
+    let seg = &msg[via_start..via_end];
+    let (host_start, host_end) = sent_by_span(seg)?;
+    let mut new_seg = seg[..host_start].to_vec();
+    new_seg.extend_from_slice(sent_by.as_bytes());
+    // The parameters of the first Via value, without received= and maddr=; the other values as sent.
+    let rest = &seg[host_end..];
+    let value_end = rest.iter().position(|b| *b == b',').unwrap_or(rest.len());
+    let (params, tail) = rest.split_at(value_end);
+    new_seg.extend_from_slice(&without_received_and_maddr(params));
+    new_seg.extend_from_slice(tail);
+    let mut out = msg[..via_start].to_vec();
+    out.extend_from_slice(&new_seg);
+    out.extend_from_slice(&msg[via_end..]);
+    Some(out)
+}
+
+/// Where the first header line named Via (or `v`) starts in `head` and where it ends, with its
+/// continuation lines.
+fn top_via_lines(head: &[u8]) -> Option<(usize, usize)> {
     // Line starts (after each CRLF), skipping the start line.
     let mut starts = Vec::new();
     let mut i = 0;
@@ -29,8 +48,7 @@ pub(crate) fn rewrite_top_via(msg: &[u8], sent_by: &str) -> Option<Vec<u8>> {
         i = s;
     }
     let line_end = |s: usize| find(&head[s..], b"\r\n").map(|p| s + p).unwrap_or(head.len());
-    // The first header line named Via / v.
-    let (li, via_start) = starts.iter().enumerate().find(|(_, &s)| {
+    let (li, &via_start) = starts.iter().enumerate().find(|(_, &s)| {
         let l = &head[s..line_end(s)];
         if l.first().is_none_or(|b| *b == b' ' || *b == b'\t') {
             return false;
@@ -43,17 +61,20 @@ pub(crate) fn rewrite_top_via(msg: &[u8], sent_by: &str) -> Option<Vec<u8>> {
             None => false,
         }
     })?;
-    let via_start = *via_start;
-    // Its continuation lines.
-    let mut seg_end = line_end(via_start);
+    let mut via_end = line_end(via_start);
     for &s in &starts[li + 1..] {
         if matches!(head.get(s), Some(b' ') | Some(b'\t')) {
-            seg_end = line_end(s);
+            via_end = line_end(s);
         } else {
             break;
         }
     }
-    let seg = &head[via_start..seg_end];
+    Some((via_start, via_end))
+}
+
+/// In a Via header line, the span of the first value's sent-by host[:port]: after
+/// `SIP / 2.0 / transport` and linear white space (any of it may be folded or spaced).
+fn sent_by_span(seg: &[u8]) -> Option<(usize, usize)> {
     let colon = seg.iter().position(|b| *b == b':')?;
     let mut p = colon + 1;
     let skip_lws = |p: &mut usize| {
@@ -93,15 +114,11 @@ pub(crate) fn rewrite_top_via(msg: &[u8], sent_by: &str) -> Option<Vec<u8>> {
     while p < seg.len() && !is_lws(seg[p]) && !matches!(seg[p], b';' | b',') {
         p += 1;
     }
-    if p == host_start {
-        return None;
-    }
-    let mut new_seg = seg[..host_start].to_vec();
-    new_seg.extend_from_slice(sent_by.as_bytes());
-    // The parameters of the first Via value: drop received= and maddr=.
-    let rest = &seg[p..];
-    let value_end = rest.iter().position(|b| *b == b',').unwrap_or(rest.len());
-    let (params, tail) = rest.split_at(value_end);
+    (p > host_start).then_some((host_start, p))
+}
+
+/// Via parameters (`;name=value...`) without `received` and `maddr`, the rest byte for byte.
+fn without_received_and_maddr(params: &[u8]) -> Vec<u8> {
     let mut q = 0;
     let mut kept = Vec::new();
     while q < params.len() {
@@ -118,12 +135,7 @@ pub(crate) fn rewrite_top_via(msg: &[u8], sent_by: &str) -> Option<Vec<u8>> {
             q += 1;
         }
     }
-    new_seg.extend_from_slice(&kept);
-    new_seg.extend_from_slice(tail);
-    let mut out = msg[..via_start].to_vec();
-    out.extend_from_slice(&new_seg);
-    out.extend_from_slice(&msg[via_start + seg.len()..]);
-    Some(out)
+    kept
 }
 
 #[test]
