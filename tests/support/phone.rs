@@ -327,40 +327,7 @@ impl Phone {
                     self.other_requests.push(msg.clone());
                     out.push(PhoneEvent::Other(msg));
                 } else if let Some(realm) = self.challenge_notify.clone() {
-                    let call_id = key.0.clone();
-                    match (msg.header("authorization").map(str::to_owned), self.challenges.get(&call_id).cloned()) {
-                        (Some(auth), Some(nonce)) => {
-                            let check = digest::verify_authorization(
-                                &auth,
-                                "NOTIFY",
-                                &self.credentials.username,
-                                &self.credentials.password,
-                                &realm,
-                                &nonce,
-                            )
-                            .map(|_| ());
-                            self.notify_auth_results.push(check.clone());
-                            match check {
-                                Ok(()) => {
-                                    self.challenges.remove(&call_id);
-                                    self.accept_notify(msg, key, event, &mut out).await;
-                                }
-                                Err(reason) => {
-                                    self.ua.respond(&msg, 403, &[]).await;
-                                    self.answered.insert(key, 403);
-                                    out.push(PhoneEvent::NotifyAuthFailed { reason, msg });
-                                }
-                            }
-                        }
-                        (Some(_), None) | (None, _) => {
-                            let nonce = random_hex(24);
-                            self.challenges.insert(call_id, nonce.clone());
-                            let www = digest::make_challenge(&realm, &nonce, Algorithm::Md5);
-                            self.ua.respond(&msg, 401, &[("WWW-Authenticate".into(), www)]).await;
-                            self.answered.insert(key, 401);
-                            out.push(PhoneEvent::NotifyChallenged(msg));
-                        }
-                    }
+                    self.challenge_or_verify_notify(msg, key, event, &realm, &mut out).await;
                 } else {
                     self.accept_notify(msg, key, event, &mut out).await;
                 }
@@ -377,6 +344,53 @@ impl Phone {
         }
         self.events.extend(out.clone());
         out
+    }
+
+    /// A Poly-like phone's NOTIFY: the first is challenged (401 with a fresh nonce); one with an
+    /// Authorization answering that challenge is checked against the device's credentials and
+    /// accepted (200) or refused (403).
+    async fn challenge_or_verify_notify(
+        &mut self,
+        msg: ReceivedMessage,
+        key: (String, u32),
+        event: String,
+        realm: &str,
+        out: &mut Vec<PhoneEvent>,
+    ) {
+        let call_id = key.0.clone();
+        match (msg.header("authorization").map(str::to_owned), self.challenges.get(&call_id).cloned()) {
+            (Some(auth), Some(nonce)) => {
+                let check = digest::verify_authorization(
+                    &auth,
+                    "NOTIFY",
+                    &self.credentials.username,
+                    &self.credentials.password,
+                    realm,
+                    &nonce,
+                )
+                .map(|_| ());
+                self.notify_auth_results.push(check.clone());
+                match check {
+                    Ok(()) => {
+                        self.challenges.remove(&call_id);
+                        self.accept_notify(msg, key, event, out).await;
+                    }
+                    Err(reason) => {
+                        self.ua.respond(&msg, 403, &[]).await;
+                        self.answered.insert(key, 403);
+                        out.push(PhoneEvent::NotifyAuthFailed { reason, msg });
+                    }
+                }
+            }
+            (Some(_), None) | (None, _) => {
+                let nonce = random_hex(24);
+                self.challenges.insert(call_id, nonce.clone());
+                let www = digest::make_challenge(realm, &nonce, Algorithm::Md5);
+                self.ua.respond(&msg, 401, &[("WWW-Authenticate".into(), www)]).await;
+                self.answered.insert(key, 401);
+                out.push(PhoneEvent::NotifyChallenged(msg));
+            }
+        }
     }
 
     async fn accept_notify(
