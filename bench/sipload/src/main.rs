@@ -54,7 +54,15 @@ struct Args {
 }
 
 fn usage() -> ! {
-    eprintln!("{}", include_str!("main.rs").lines().take_while(|l| l.starts_with("//!")).map(|l| l.trim_start_matches("//! ").trim_start_matches("//!")).collect::<Vec<_>>().join("\n"));
+    eprintln!(
+        "{}",
+        include_str!("main.rs")
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .map(|l| l.trim_start_matches("//! ").trim_start_matches("//!"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     std::process::exit(2)
 }
 
@@ -174,7 +182,9 @@ fn tls_connector(a: &Args) -> TlsConnector {
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        None => builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider))).with_no_client_auth(),
+        None => {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider))).with_no_client_auth()
+        }
     };
     TlsConnector::from(Arc::new(config))
 }
@@ -237,22 +247,7 @@ async fn run(phones: Vec<Phone>, ctx: Arc<RunCtx>, rate: f64, duration: f64) -> 
 
 fn main() {
     let a = parse_args();
-    let addr: SocketAddr = (a.host.as_str(), a.port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut x| x.next())
-        .unwrap_or_else(|| panic!("cannot resolve {}:{}", a.host, a.port));
-    let tls = a.tls.then(|| {
-        let name = ServerName::try_from(a.host.clone()).expect("server name");
-        (tls_connector(&a), name)
-    });
-    let target = Arc::new(Target {
-        addr,
-        tls,
-        server: a.domain.clone().unwrap_or_else(|| format!("{}:{}", a.host, a.port)),
-        connect_timeout: Duration::from_secs_f64(a.timeout.max(10.0)),
-        timeout: Duration::from_secs_f64(a.timeout),
-    });
+    let target = Arc::new(target_of(&a));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(a.threads)
         .enable_all()
@@ -291,24 +286,49 @@ fn main() {
         phones
     };
 
-    if a.control {
-        let stdin = std::io::stdin();
-        for line in stdin.lock().lines() {
-            let Ok(line) = line else { break };
-            let w: Vec<&str> = line.split_whitespace().collect();
-            match w.as_slice() {
-                ["run", rate, dur] => match (rate.parse::<f64>(), dur.parse::<f64>()) {
-                    (Ok(r), Ok(d)) if r > 0.0 && d > 0.0 => phones = do_run(phones, r, d),
-                    _ => println!("{{\"event\":\"error\",\"error\":\"bad run command\"}}"),
-                },
-                ["quit"] => break,
-                [] => {}
-                _ => println!("{{\"event\":\"error\",\"error\":\"unknown command\"}}"),
-            }
-        }
-    } else {
-        phones = do_run(phones, a.rate, a.duration);
-    }
+    phones = match a.control {
+        true => serve_control_commands(phones, do_run),
+        false => do_run(phones, a.rate, a.duration),
+    };
     drop(phones);
     rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// Where and how to reach the server, from the arguments.
+fn target_of(a: &Args) -> Target {
+    let addr: SocketAddr = (a.host.as_str(), a.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut x| x.next())
+        .unwrap_or_else(|| panic!("cannot resolve {}:{}", a.host, a.port));
+    let tls = a.tls.then(|| {
+        let name = ServerName::try_from(a.host.clone()).expect("server name");
+        (tls_connector(a), name)
+    });
+    Target {
+        addr,
+        tls,
+        server: a.domain.clone().unwrap_or_else(|| format!("{}:{}", a.host, a.port)),
+        connect_timeout: Duration::from_secs_f64(a.timeout.max(10.0)),
+        timeout: Duration::from_secs_f64(a.timeout),
+    }
+}
+
+/// `--control`: one run per stdin line `run RATE SECONDS`, on the same connections, until `quit`
+/// or the end of input; a bad line gets an error event.
+fn serve_control_commands(mut phones: Vec<Phone>, do_run: impl Fn(Vec<Phone>, f64, f64) -> Vec<Phone>) -> Vec<Phone> {
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["run", rate, dur] => match (rate.parse::<f64>(), dur.parse::<f64>()) {
+                (Ok(r), Ok(d)) if r > 0.0 && d > 0.0 => phones = do_run(phones, r, d),
+                _ => println!("{{\"event\":\"error\",\"error\":\"bad run command\"}}"),
+            },
+            ["quit"] => break,
+            [] => {}
+            _ => println!("{{\"event\":\"error\",\"error\":\"unknown command\"}}"),
+        }
+    }
+    phones
 }

@@ -92,7 +92,7 @@ pub fn parse_response(msg: &[u8]) -> Option<Response> {
             r.cseq = value.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
         } else if name.eq_ignore_ascii_case("www-authenticate") {
             if let Some(c) = parse_challenge(value) {
-                let md5 = c.algorithm.as_deref().map_or(true, |a| a.eq_ignore_ascii_case("MD5"));
+                let md5 = c.algorithm.as_deref().is_none_or(|a| a.eq_ignore_ascii_case("MD5"));
                 if md5 && r.challenge.is_none() {
                     r.challenge = Some(c);
                 }
@@ -186,7 +186,8 @@ pub fn authorization(c: &Challenge, user: &str, password: &str, uri: &str, cnonc
     let nc = "00000001";
     let mut v = format!("Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\"", c.realm, c.nonce);
     if c.qop_auth {
-        let resp = md5_hex(&[ha1.as_bytes(), c.nonce.as_bytes(), nc.as_bytes(), cnonce.as_bytes(), b"auth", ha2.as_bytes()]);
+        let resp =
+            md5_hex(&[ha1.as_bytes(), c.nonce.as_bytes(), nc.as_bytes(), cnonce.as_bytes(), b"auth", ha2.as_bytes()]);
         v.push_str(&format!(", response=\"{resp}\", algorithm=MD5, cnonce=\"{cnonce}\", qop=auth, nc={nc}"));
     } else {
         let resp = md5_hex(&[ha1.as_bytes(), c.nonce.as_bytes(), ha2.as_bytes()]);
