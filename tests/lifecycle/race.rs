@@ -82,30 +82,7 @@ async fn register_racing_deactivate_never_leaves_a_binding() {
         if !later.is_empty() || !by_device.is_empty() {
             problems.push(format!("binding 500 ms after the deactivate answer: aor {later:?}, device {by_device:?}"));
         }
-        let late: Vec<&Sample> = samples.iter().filter(|s| s.received > answered).collect();
-        if late.is_empty() {
-            problems.push("no REGISTER answered after the deactivate answer (loop too slow?)".into());
-        }
-        for s in &late {
-            if s.status != 403 || s.reason != "Account Suspended" {
-                problems.push(format!(
-                    "a REGISTER {} after the deactivate answer got {} {} (sent {} ms {} the answer):\n{}",
-                    if s.sent > answered { "sent" } else { "answered" },
-                    s.status,
-                    s.reason,
-                    if s.sent > answered { (s.sent - answered).as_millis() } else { (answered - s.sent).as_millis() },
-                    if s.sent > answered { "after" } else { "before" },
-                    s.raw
-                ));
-                break;
-            }
-        }
-        for s in &samples {
-            if !matches!(s.status, 200 | 403) {
-                problems.push(format!("unexpected answer {} {} in the loop:\n{}", s.status, s.reason, s.raw));
-                break;
-            }
-        }
+        problems.extend(answer_problems(&samples, answered));
         if phones.iter().all(|p| p.notifies.is_empty()) {
             problems.push(format!("the phone got no check-sync NOTIFY on any flow; report {report}"));
         }
@@ -124,6 +101,38 @@ async fn register_racing_deactivate_never_leaves_a_binding() {
         failures.len()
     );
     assert!(failures.is_empty(), "{} of {ITERATIONS} iterations failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// What is wrong with the REGISTER loops' answers around the deactivate answer at `answered`:
+/// none answered after it, one answered after it with anything but `403 Account Suspended`, or
+/// any answer but 200 and 403.
+fn answer_problems(samples: &[Sample], answered: Instant) -> Vec<String> {
+    let mut problems = Vec::new();
+    let late: Vec<&Sample> = samples.iter().filter(|s| s.received > answered).collect();
+    if late.is_empty() {
+        problems.push("no REGISTER answered after the deactivate answer (loop too slow?)".into());
+    }
+    for s in &late {
+        if s.status != 403 || s.reason != "Account Suspended" {
+            problems.push(format!(
+                "a REGISTER {} after the deactivate answer got {} {} (sent {} ms {} the answer):\n{}",
+                if s.sent > answered { "sent" } else { "answered" },
+                s.status,
+                s.reason,
+                if s.sent > answered { (s.sent - answered).as_millis() } else { (answered - s.sent).as_millis() },
+                if s.sent > answered { "after" } else { "before" },
+                s.raw
+            ));
+            break;
+        }
+    }
+    for s in samples {
+        if !matches!(s.status, 200 | 403) {
+            problems.push(format!("unexpected answer {} {} in the loop:\n{}", s.status, s.reason, s.raw));
+            break;
+        }
+    }
+    problems
 }
 
 /// REGISTERs back to back on one flow until `stop`, each timed; NOTIFYs that come meanwhile are
