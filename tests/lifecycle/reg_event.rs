@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::common::*;
+use crate::support::sip_ua::ReceivedMessage;
 use crate::support::{Algorithm, TestServer, Transport};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -50,46 +51,11 @@ async fn reg_event_reports_every_contact_change_and_ends_on_unsubscribe() {
     );
 
     // Refresh the subscription, then end it.
-    let aor = sub.ua.aor("1001");
-    let contact = sub.ua.local_contact("1001");
-    let headers = |expires: &str| {
-        vec![
-            ("Event".to_string(), "reg".to_string()),
-            ("Contact".to_string(), contact.clone()),
-            ("Expires".to_string(), expires.to_string()),
-        ]
-    };
-    let h = headers("300");
-    let r = sub
-        .ua
-        .request_with_auth(
-            "SUBSCRIBE",
-            &aor,
-            &aor,
-            &aor,
-            &h,
-            b"",
-            Some((&dev.sip_user, &dev.sip_pass)),
-            Algorithm::Sha256,
-        )
-        .await;
+    let r = subscribe_again(&mut sub, &dev, "300").await;
     assert_eq!(r.status(), Some(200), "re-SUBSCRIBE:\n{}", r.raw);
     assert_eq!(r.header("Expires"), Some("300"), "{}", r.raw);
     assert_eq!(sub.collect(WAIT, 1).await, 1, "no NOTIFY after the re-SUBSCRIBE");
-    let h = headers("0");
-    let r = sub
-        .ua
-        .request_with_auth(
-            "SUBSCRIBE",
-            &aor,
-            &aor,
-            &aor,
-            &h,
-            b"",
-            Some((&dev.sip_user, &dev.sip_pass)),
-            Algorithm::Sha256,
-        )
-        .await;
+    let r = subscribe_again(&mut sub, &dev, "0").await;
     assert_eq!(r.status(), Some(200), "unSUBSCRIBE:\n{}", r.raw);
     assert_eq!(sub.collect(WAIT, 1).await, 1, "no final NOTIFY after Expires: 0");
     let last = sub.notifies.last().unwrap();
@@ -100,8 +66,22 @@ async fn reg_event_reports_every_contact_change_and_ends_on_unsubscribe() {
     );
 
     // Another event package is refused with 489 and Allow-Events.
-    let h = vec![("Event".to_string(), "presence".to_string()), ("Contact".to_string(), contact.clone())];
+    let (aor, contact) = (sub.ua.aor("1001"), sub.ua.local_contact("1001"));
+    let h = vec![("Event".to_string(), "presence".to_string()), ("Contact".to_string(), contact)];
     let r = sub.ua.request_with_auth("SUBSCRIBE", &aor, &aor, &aor, &h, b"", None, Algorithm::Sha256).await;
     assert_eq!(r.status(), Some(489), "{}", r.raw);
     assert_eq!(r.header("Allow-Events"), Some("reg"), "{}", r.raw);
+}
+
+/// The subscriber's SUBSCRIBE to 1001's reg event again, with `Expires: expires` (0 ends it),
+/// answering the challenge with the device's credentials.
+async fn subscribe_again(sub: &mut RegSubscriber, dev: &Dev, expires: &str) -> ReceivedMessage {
+    let aor = sub.ua.aor("1001");
+    let headers = [
+        ("Event".to_string(), "reg".to_string()),
+        ("Contact".to_string(), sub.ua.local_contact("1001")),
+        ("Expires".to_string(), expires.to_string()),
+    ];
+    let credentials = Some((dev.sip_user.as_str(), dev.sip_pass.as_str()));
+    sub.ua.request_with_auth("SUBSCRIBE", &aor, &aor, &aor, &headers, b"", credentials, Algorithm::Sha256).await
 }
