@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::manifest::{expectations, Out};
+use super::manifest::{expectations, Out, Row};
 use super::observe::{judge, send_tcp, send_udp};
 use super::support::{SipUa, Transport};
 use super::{assert_still_serving, corpus_dir, torture_server};
@@ -26,21 +26,13 @@ async fn torture_corpus_on_the_wire() {
     let mut srv = torture_server().await;
     let table = expectations();
 
-    // The table covers exactly the corpus.
-    let mut files: Vec<String> = Vec::new();
-    for d in ["rfc4475", "rfc5118/wire", "variants"] {
-        files.extend(list_dat(&corpus_dir().join(d)));
-    }
-    let mut in_table: Vec<String> = table.iter().map(|r| r.file.to_string()).collect();
-    in_table.sort();
-    files.sort();
-    assert_eq!(files, in_table, "the expectation table and the corpus files differ");
+    assert_table_covers_the_corpus(&table);
 
     let mut reg = SipUa::udp(srv.udp_addr()).await;
     assert_still_serving(&mut reg, "start-up").await;
 
     // (file, class, transport, expected, got, verdict)
-    let mut lines: Vec<(String, String, &'static str, String, String, String)> = Vec::new();
+    let mut lines: Vec<SendLine> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     // class → (files passing, files, sends passing, sends)
     let mut per_class: BTreeMap<String, (usize, usize, usize, usize)> = BTreeMap::new();
@@ -99,20 +91,7 @@ async fn torture_corpus_on_the_wire() {
     }
     assert!(srv.is_running(), "the server died during the corpus run");
 
-    println!("\n{:<46} {:<4} {:<28} {:<22} verdict", "file", "via", "expected", "got");
-    for (file, _class, t, exp, got, verdict) in &lines {
-        println!("{file:<46} {t:<4} {exp:<28} {got:<22} {verdict}");
-    }
-    println!("\nper manifest class (files fully as expected; sends as expected):");
-    for (class, (fok, f, sok, s)) in &per_class {
-        println!("  {class:<50} {fok}/{f} files  {sok}/{s} sends");
-    }
-    if !liberal.is_empty() {
-        println!("\naccepted under the manifest's allowance (not the strict expectation):");
-        for l in &liberal {
-            println!("  {l}");
-        }
-    }
+    print_summary(&lines, &per_class, &liberal);
     assert!(
         failures.is_empty(),
         "SERVER MISBEHAVIOUR on {} torture send(s) (expectations come from MANIFEST.md; do not relax them):\n{}",
@@ -120,6 +99,39 @@ async fn torture_corpus_on_the_wire() {
         failures.join("\n")
     );
 }
+
+/// The expectation table names exactly the corpus's files, no more, no less.
+fn assert_table_covers_the_corpus(table: &[Row]) {
+    let mut files: Vec<String> = Vec::new();
+    for d in ["rfc4475", "rfc5118/wire", "variants"] {
+        files.extend(list_dat(&corpus_dir().join(d)));
+    }
+    let mut in_table: Vec<String> = table.iter().map(|r| r.file.to_string()).collect();
+    in_table.sort();
+    files.sort();
+    assert_eq!(files, in_table, "the expectation table and the corpus files differ");
+}
+
+/// The per-send table, the tally per manifest class, and what passed only under an allowance.
+fn print_summary(lines: &[SendLine], per_class: &BTreeMap<String, (usize, usize, usize, usize)>, liberal: &[String]) {
+    println!("\n{:<46} {:<4} {:<28} {:<22} verdict", "file", "via", "expected", "got");
+    for (file, _class, t, exp, got, verdict) in lines {
+        println!("{file:<46} {t:<4} {exp:<28} {got:<22} {verdict}");
+    }
+    println!("\nper manifest class (files fully as expected; sends as expected):");
+    for (class, (fok, f, sok, s)) in per_class {
+        println!("  {class:<50} {fok}/{f} files  {sok}/{s} sends");
+    }
+    if !liberal.is_empty() {
+        println!("\naccepted under the manifest's allowance (not the strict expectation):");
+        for l in liberal {
+            println!("  {l}");
+        }
+    }
+}
+
+/// One send's row: file, class, transport, expected, got, verdict.
+type SendLine = (String, String, &'static str, String, String, String);
 
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
