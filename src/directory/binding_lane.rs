@@ -17,7 +17,14 @@
 //! Callers that hold a lock when they submit (the registrar, under an address of record's lock)
 //! only queue ([`BindingLane::push`]) and call [`BindingLane::write_pending`] once they have
 //! released it, so completions (which send answers) never run under their lock.
+//!
+//! A thread working through a queue of requests (a UDP receive thread with datagrams waiting)
+//! can hold its writes back for the length of that run ([`HeldWrites`]): its `write_pending`
+//! calls only note the lane, and the run's writes go out as one append when the guard is dropped,
+//! instead of one `pwrite` per REGISTER.
 
+use std::cell::RefCell;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
@@ -81,11 +88,13 @@ impl BindingLane {
     }
 
     /// Writes what is queued, on this thread unless another is already writing (it will carry
-    /// it) or the lane has a thread of its own (woken here).
+    /// it), the lane has a thread of its own (woken here), or this thread holds its writes back
+    /// (they are written when its [`HeldWrites`] ends).
     pub(super) fn write_pending(&self) {
         match &self.kick {
             // The thread only ends once every handle (this one too) is gone.
             Some(kick) => drop(kick.send(())),
+            None if HeldWrites::note(&self.state) => {}
             None => self.state.write_queued(),
         }
     }
@@ -98,6 +107,52 @@ impl BindingLane {
     #[cfg(test)]
     pub(super) fn mend_writes(&self) {
         self.state.journal.lock().mend_writes();
+    }
+}
+
+thread_local! {
+    /// While this thread holds its writes back: the lanes it left writes queued on.
+    static HELD: RefCell<Option<Vec<Arc<LaneState>>>> = const { RefCell::new(None) };
+}
+
+/// While alive, binding writes asked for on this thread are only queued; dropping it writes them
+/// (one batch per lane) and runs their completions. Not `Send`: it belongs to its thread. A guard
+/// taken while another is alive on the thread does nothing: the outer one writes.
+pub struct HeldWrites {
+    outermost: bool,
+    _on_this_thread: PhantomData<*const ()>,
+}
+
+impl HeldWrites {
+    pub fn begin() -> HeldWrites {
+        let outermost = HELD.with_borrow_mut(|held| held.is_none().then(|| *held = Some(Vec::new())).is_some());
+        HeldWrites { outermost, _on_this_thread: PhantomData }
+    }
+
+    /// Notes `lane` for the end of the run if this thread holds its writes back.
+    fn note(lane: &Arc<LaneState>) -> bool {
+        HELD.with_borrow_mut(|held| match held {
+            Some(lanes) => {
+                if !lanes.iter().any(|l| Arc::ptr_eq(l, lane)) {
+                    lanes.push(lane.clone());
+                }
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+impl Drop for HeldWrites {
+    fn drop(&mut self) {
+        if !self.outermost {
+            return;
+        }
+        // Taken out first: completions may submit again, and those are written at once.
+        let lanes = HELD.with_borrow_mut(Option::take).unwrap_or_default();
+        for lane in lanes {
+            lane.write_queued();
+        }
     }
 }
 
@@ -187,6 +242,45 @@ mod tests {
         drop(store);
         let (_, snap) = Store::open_with(dir.path(), Arc::new(Metrics::new()), false).unwrap();
         assert_eq!(snap.bindings.len(), 2);
+    }
+
+    #[test]
+    fn held_writes_are_written_together_when_the_outermost_guard_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let (store, _) = Store::open_with(dir.path(), metrics.clone(), false).unwrap();
+        let flags: Vec<_> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
+        let held = HeldWrites::begin();
+        store.submit(vec![put("a", "k0".into())], flag_on_success(&flags[0]));
+        let inner = HeldWrites::begin();
+        store.submit(vec![put("b", "k1".into())], flag_on_success(&flags[1]));
+        drop(inner);
+        assert!(!flags[1].load(Ordering::SeqCst), "an inner guard leaves the writing to the outer one");
+        store.submit(vec![put("c", "k2".into())], flag_on_success(&flags[2]));
+        assert!(flags.iter().all(|f| !f.load(Ordering::SeqCst)), "nothing is written while held");
+        assert_eq!(store.backlog(), 3);
+        let other_thread = std::thread::spawn({
+            let store = store.clone();
+            let flag = Arc::new(AtomicBool::new(false));
+            move || {
+                store.submit(vec![put("d", "k3".into())], flag_on_success(&flag));
+                flag.load(Ordering::SeqCst)
+            }
+        });
+        assert!(other_thread.join().unwrap(), "another thread's writes are not held (and carry what was queued)");
+        assert!(flags.iter().all(|f| f.load(Ordering::SeqCst)), "queued writes went out with the other thread's");
+        let last = Arc::new(AtomicBool::new(false));
+        store.submit(vec![put("e", "k4".into())], flag_on_success(&last));
+        assert!(!last.load(Ordering::SeqCst), "still held");
+        drop(held);
+        assert!(last.load(Ordering::SeqCst), "dropping the guard writes what it held");
+        assert_eq!(store.backlog(), 0);
+        let after = Arc::new(AtomicBool::new(false));
+        store.submit(vec![put("f", "k5".into())], flag_on_success(&after));
+        assert!(after.load(Ordering::SeqCst), "once the guard is gone, writes are made at once");
+        drop(store);
+        let (_, snap) = Store::open_with(dir.path(), Arc::new(Metrics::new()), false).unwrap();
+        assert_eq!(snap.bindings.len(), 6);
     }
 
     #[test]

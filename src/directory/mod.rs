@@ -5,6 +5,7 @@
 //! at a time (a writer mutex), so memory never shows a state the store does not hold.
 
 mod binding_lane;
+pub use binding_lane::HeldWrites;
 pub mod bulk;
 mod import;
 pub mod journal;

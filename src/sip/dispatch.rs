@@ -13,6 +13,7 @@ use super::response::ResponseBuilder;
 use super::subscribe::RegEvents;
 use super::transport::Inbound;
 use super::validate::{Refused, Request};
+use crate::directory::HeldWrites;
 use crate::metrics::{Metrics, StatusLabels};
 use crate::registrar::Registrar;
 
@@ -36,6 +37,13 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
     ) -> Dispatcher {
         Dispatcher { registrar, clients, reg_events, metrics }
+    }
+
+    /// Holds back, until the guard is dropped, the binding writes (and so the 200 OKs) of the
+    /// requests handled on this thread: a receive thread with a run of datagrams waiting writes
+    /// their bindings as one journal append (see `directory/binding_lane.rs`).
+    pub fn hold_writes(&self) -> HeldWrites {
+        HeldWrites::begin()
     }
 
     /// Handles one UDP datagram. Malformed input is answered if it can be, else dropped; it never

@@ -30,6 +30,7 @@ use rustix::event::epoll;
 use tokio_util::sync::CancellationToken;
 
 use super::{Connections, Inbound, Sender};
+use crate::directory::HeldWrites;
 use crate::registrar::binding::{Flow, TransportKind};
 use crate::sip::dispatch::Dispatcher;
 use crate::sip::message::MAX_MESSAGE_SIZE;
@@ -149,10 +150,12 @@ impl UdpListener {
         // The first thread's count of datagrams taken, published for the helpers with a plain store
         // (only this thread writes it: no locked add on every datagram).
         let mut taken = 0u64;
+        let mut run = Run::default();
         while !shutdown.is_cancelled() {
             let (len, from) = match self.socket.recv_from(&mut buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    run.end();
                     gauge.emptied();
                     idle.wait(&self.taken)?;
                     continue;
@@ -173,6 +176,7 @@ impl UdpListener {
                 Err(e) => return Err(e),
             };
             let received_at = Instant::now();
+            run.next(dispatcher);
             if !helper {
                 taken += 1;
                 self.taken.store(taken, Ordering::Relaxed);
@@ -190,6 +194,37 @@ impl UdpListener {
             dispatcher.handle_datagram(&buf[..len], inbound);
         }
         Ok(())
+    }
+}
+
+/// A run of datagrams taken back to back: their binding writes are held and made together when
+/// the socket runs empty or after [`RUN_AT_MOST`] datagrams (so the first one's 200 OK waits for at
+/// most that many others' handling: about 0.2 ms).
+#[derive(Default)]
+struct Run {
+    held: Option<HeldWrites>,
+    taken: usize,
+}
+
+/// The most datagrams in one [`Run`].
+const RUN_AT_MOST: usize = 16;
+
+impl Run {
+    /// Counts a datagram in, ending the run first if it is long enough.
+    fn next(&mut self, dispatcher: &Dispatcher) {
+        if self.taken >= RUN_AT_MOST {
+            self.end();
+        }
+        if self.held.is_none() {
+            self.held = Some(dispatcher.hold_writes());
+        }
+        self.taken += 1;
+    }
+
+    /// Writes what the run held back.
+    fn end(&mut self) {
+        self.held = None;
+        self.taken = 0;
     }
 }
 
