@@ -3,6 +3,7 @@
 //! kept in [`Connections`] under an id, so a request deskline starts later (a NOTIFY to a phone) can
 //! go back over the flow the phone registered on.
 
+pub mod outbox;
 pub mod stream;
 pub mod udp;
 
@@ -28,7 +29,7 @@ impl Sender {
     /// Sends one message. A full UDP buffer or a closed connection loses it (the peer retransmits).
     pub fn send(&self, bytes: Bytes) -> bool {
         match self {
-            Sender::Udp { socket, to } => socket.send_to(&bytes, to).is_ok(),
+            Sender::Udp { socket, to } => outbox::send(socket, *to, bytes),
             Sender::Stream { tx } => tx.send(bytes).is_ok(),
         }
     }

@@ -3,6 +3,12 @@
 //! and answers go out through a clone of the socket that any thread can send on (the store's
 //! writer sends 200 OKs once bindings are durable).
 //!
+//! Datagrams taken back to back form a [`Run`] (until the socket runs empty, at most 16): their
+//! bindings reach the journal in one append and their answers leave in one `sendmmsg`
+//! (`outbox.rs`). Measured on 2 CPUs (2026-12-07, two servers side by side, one sipp each at
+//! 8,000 calls/s, 3 × 15 s, and the same with the binaries swapped): 3.5–4 % less CPU per
+//! REGISTER than one `pwrite` and one `sendto` per datagram (two identical binaries: within 1 %).
+//!
 //! Why plain threads rather than tokio tasks: handling a datagram never awaits (REGISTER's wait
 //! for the store is a completion callback), so the runtime only added its readiness bookkeeping,
 //! wake-ups and parking to every packet. A busy thread goes from one `recvfrom` to the next
@@ -29,6 +35,7 @@ use std::time::{Duration, Instant};
 use rustix::event::epoll;
 use tokio_util::sync::CancellationToken;
 
+use super::outbox::HeldAnswers;
 use super::{Connections, Inbound, Sender};
 use crate::directory::HeldWrites;
 use crate::registrar::binding::{Flow, TransportKind};
@@ -176,7 +183,7 @@ impl UdpListener {
                 Err(e) => return Err(e),
             };
             let received_at = Instant::now();
-            run.next(dispatcher);
+            run.next(dispatcher, &self.socket);
             if !helper {
                 taken += 1;
                 self.taken.store(taken, Ordering::Relaxed);
@@ -197,12 +204,13 @@ impl UdpListener {
     }
 }
 
-/// A run of datagrams taken back to back: their binding writes are held and made together when
-/// the socket runs empty or after [`RUN_AT_MOST`] datagrams (so the first one's 200 OK waits for at
-/// most that many others' handling: about 0.2 ms).
+/// A run of datagrams taken back to back: their binding writes and their answers are held and
+/// made together (one journal append, one `sendmmsg`) when the socket runs empty or after
+/// [`RUN_AT_MOST`] datagrams (so the first one's answer waits for at most that many others'
+/// handling: about 0.2 ms).
 #[derive(Default)]
 struct Run {
-    held: Option<HeldWrites>,
+    held: Option<(HeldWrites, HeldAnswers)>,
     taken: usize,
 }
 
@@ -211,19 +219,24 @@ const RUN_AT_MOST: usize = 16;
 
 impl Run {
     /// Counts a datagram in, ending the run first if it is long enough.
-    fn next(&mut self, dispatcher: &Dispatcher) {
+    fn next(&mut self, dispatcher: &Dispatcher, socket: &Arc<std::net::UdpSocket>) {
         if self.taken >= RUN_AT_MOST {
             self.end();
         }
         if self.held.is_none() {
-            self.held = Some(dispatcher.hold_writes());
+            let answers = HeldAnswers::begin(socket);
+            self.held = Some((dispatcher.hold_writes(), answers));
         }
         self.taken += 1;
     }
 
-    /// Writes what the run held back.
+    /// Writes what the run held back, then sends its answers (the 200 OKs among them are sent by
+    /// the write's completions).
     fn end(&mut self) {
-        self.held = None;
+        if let Some((writes, answers)) = self.held.take() {
+            drop(writes);
+            drop(answers);
+        }
         self.taken = 0;
     }
 }
