@@ -348,15 +348,15 @@ fn recover(dir: &Path, upto: Option<u64>) -> Result<Recovered, StoreError> {
     let mut state = Recovered { live: HashMap::new(), last_segment: 0, replayed_bytes: 0, replayed_segments: 0 };
     let snapshot_path = dir.join(SNAPSHOT);
     let mut covers = 0;
-    match fs::read(&snapshot_path) {
-        Ok(bytes) => {
-            if bytes.len() < 16 || &bytes[..8] != SNAPSHOT_MAGIC {
+    match File::open(&snapshot_path) {
+        Ok(file) => {
+            let read = state.replay_file(file, SNAPSHOT_MAGIC).map_err(|e| io_err(&snapshot_path, e))?;
+            let Some(FileReplayed { after_magic, intact, len }) = read else {
                 return Err(StoreError::Corrupt(format!("{} is not a bindings snapshot", snapshot_path.display())));
-            }
-            covers = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
-            let end = state.replay(&bytes, 16);
-            if end != bytes.len() {
-                return Err(StoreError::Corrupt(format!("{} is damaged at byte {end}", snapshot_path.display())));
+            };
+            covers = after_magic;
+            if intact != len {
+                return Err(StoreError::Corrupt(format!("{} is damaged at byte {intact}", snapshot_path.display())));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -374,18 +374,70 @@ fn recover(dir: &Path, upto: Option<u64>) -> Result<Recovered, StoreError> {
         if upto.is_some_and(|limit| seq > limit) {
             break;
         }
-        let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
-        if bytes.get(..8) == Some(SEGMENT_MAGIC) {
-            let end = state.replay(&bytes, 8);
-            if end != bytes.len() {
-                tracing::warn!(segment = %path.display(), at = end, len = bytes.len(), "journal segment ends in a torn record; the rest is ignored");
+        let file = File::open(&path).map_err(|e| io_err(&path, e))?;
+        let len = file.metadata().map_err(|e| io_err(&path, e))?.len();
+        // A file without the magic (a segment whose creation was cut short) holds nothing.
+        if let Some(read) = state.replay_file(file, SEGMENT_MAGIC).map_err(|e| io_err(&path, e))? {
+            if read.intact != read.len {
+                tracing::warn!(segment = %path.display(), at = read.intact, len = read.len, "journal segment ends in a torn record; the rest is ignored");
             }
         }
-        state.replayed_bytes += bytes.len() as u64;
+        state.replayed_bytes += len;
         state.replayed_segments += 1;
         state.last_segment = seq;
     }
     Ok(state)
+}
+
+/// How much of a journal file is read into memory at a time: a segment or snapshot can be
+/// hundreds of megabytes, and reading one whole (as compaction did) made the kernel fault in and
+/// zero as much fresh memory each time, measured as most of compaction's CPU.
+const READ_CHUNK: u64 = 4 << 20;
+
+/// What [`Recovered::replay_file`] read: the 8 bytes after the magic (a segment's first record,
+/// a snapshot's `covers`), where the intact records end, and the file's length.
+struct FileReplayed {
+    after_magic: u64,
+    intact: u64,
+    len: u64,
+}
+
+impl Recovered {
+    /// Applies every intact record of `file` after its `magic` (and, for a snapshot, its
+    /// `covers`), reading it in chunks; `None` when the file does not start with `magic`.
+    fn replay_file(&mut self, mut file: File, magic: &[u8; 8]) -> std::io::Result<Option<FileReplayed>> {
+        use std::io::Read;
+        let len = file.metadata()?.len();
+        let mut buf = Vec::new();
+        (&mut file).take(READ_CHUNK).read_to_end(&mut buf)?;
+        let header = if magic == SNAPSHOT_MAGIC { 16 } else { 8 };
+        if buf.len() < header || buf[..8] != magic[..] {
+            return Ok(None);
+        }
+        let after_magic = buf.get(8..16).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+        let (mut offset, mut start) = (0u64, header);
+        loop {
+            let end = self.replay(&buf, start);
+            let tail = &buf[end..];
+            // A whole record that did not decode ends the file's intact part; a partial one may
+            // only be cut by the chunk.
+            let whole = tail.get(..4).map(|l| u32::from_le_bytes(l.try_into().unwrap_or_default()) as usize);
+            let damaged = whole.is_some_and(|n| tail.len() >= n.saturating_add(8));
+            let read = match damaged {
+                true => 0,
+                false => {
+                    buf.drain(..end);
+                    offset += end as u64;
+                    start = 0;
+                    (&mut file).take(READ_CHUNK).read_to_end(&mut buf)?
+                }
+            };
+            if read == 0 {
+                let intact = if damaged { offset + end as u64 } else { offset };
+                return Ok(Some(FileReplayed { after_magic, intact, len }));
+            }
+        }
+    }
 }
 
 /// Folds the snapshot and segments `..=upto` into a new snapshot; returns (rows, bytes).

@@ -104,3 +104,48 @@ fn a_snapshot_that_is_not_one_is_refused_rather_than_ignored() {
     fs::write(dir.path().join(SNAPSHOT), b"garbage!garbage!").unwrap();
     assert!(matches!(BindingJournal::open(dir.path(), 0, false), Err(StoreError::Corrupt(_))));
 }
+
+#[test]
+fn files_larger_than_a_read_chunk_replay_whole_and_a_damaged_record_ends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = BindingJournal::open(dir.path(), 0, false).unwrap();
+    // Records of uneven sizes, so that chunk boundaries fall inside records.
+    let doc = |i: usize| vec![(i % 251) as u8; 100 + i % 997];
+    let count = 2 * READ_CHUNK as usize / 500;
+    for i in 0..count {
+        j.put(&format!("sip:{}@x", i % 5_000), &format!("k{i}"), 900, &doc(i)).unwrap();
+        if i % 1000 == 0 {
+            j.flush().unwrap();
+        }
+    }
+    j.flush().unwrap();
+    let seq = j.seq;
+    drop(j);
+    let path = segment_path(dir.path(), seq);
+    assert!(fs::metadata(&path).unwrap().len() > 2 * READ_CHUNK, "the segment spans several chunks");
+    let (_, rows) = BindingJournal::open(dir.path(), 0, false).unwrap();
+    assert_eq!(rows.len(), count, "every record across the chunk boundaries");
+    let sample = rows.iter().find(|r| r.key == format!("k{}", count - 1)).unwrap();
+    assert_eq!(sample.doc, doc(count - 1));
+
+    // That replay compacted everything into the snapshot; damage one byte of a record in the
+    // middle of the next segment's second chunk: the records before it count, those after not.
+    let (mut j, _) = BindingJournal::open(dir.path(), 0, false).unwrap();
+    for i in 0..count {
+        j.put("sip:again@x", &format!("n{i}"), 900, &doc(i)).unwrap();
+    }
+    j.flush().unwrap();
+    let path = segment_path(dir.path(), j.seq);
+    drop(j);
+    let mut bytes = fs::read(&path).unwrap();
+    let mut at = 8;
+    let mut kept = 0;
+    while at < READ_CHUNK as usize + 12_345 {
+        at += decode(&bytes[at..]).unwrap().1;
+        kept += 1;
+    }
+    bytes[at + 20] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+    let (_, rows) = BindingJournal::open(dir.path(), 0, false).unwrap();
+    assert_eq!(rows.iter().filter(|r| r.aor == "sip:again@x").count(), kept);
+}
