@@ -1,8 +1,15 @@
 //! The location table: every binding of every address of record, in memory for speed (a sharded
 //! map, so REGISTERs for different phones rarely touch the same lock) and in the store for
 //! durability. Expiry runs from a min-heap of (expiry, key): the sweeper pops only what is due, so
-//! its cost grows with what expires, not with what exists. A refresh leaves its old heap entry
-//! behind; popping it finds the binding's expiry moved and drops it. A heap entry is 32 bytes: the
+//! its cost grows with what expires, not with what exists. Every binding has an entry due no later
+//! than it is. A refresh that moves the expiry later pushes nothing: when the old entry comes due,
+//! the sweeper finds the binding still live and pushes it again at its new expiry. So the heap
+//! holds about one entry per binding however often phones refresh (it held one per REGISTER until
+//! the first of them came due: a phone refreshing every minute with an hour's expiry kept 60, and
+//! a benchmark's millions of REGISTERs grew the heap without bound, its pushes into a heap of
+//! millions missing the cache and its growth copying it under the lock). Only a refresh that
+//! shortens the expiry pushes; the duplicate that leaves meets its twin at the same time after
+//! the next push, and twins, popped together, count once. A heap entry is 32 bytes: the
 //! expiry, the address of record (an `Arc` shared with the table) and the [`Tag`] of the binding's
 //! key (two keys of one address of record with equal tags *and* equal expiries would be confused:
 //! probability ~2^-64).
@@ -153,7 +160,12 @@ impl LocationTable {
         then: impl FnOnce(Result<(), StoreError>, Changes) + Send + 'static,
     ) {
         let mut ops = Vec::with_capacity(changes.added.len() + changes.refreshed.len() + changes.removed.len());
-        self.schedule_expiry(aor, changes.added.iter().chain(&changes.refreshed));
+        // A refresh that moves the expiry later keeps the entry it has (see the module doc).
+        let shortened = changes
+            .refreshed
+            .iter()
+            .filter(|b| changes.previous.iter().any(|p| p.key == b.key && p.expires_at > b.expires_at));
+        self.schedule_expiry(aor, changes.added.iter().chain(shortened));
         for b in changes.added.iter().chain(&changes.refreshed) {
             ops.push(StoreOp::PutBinding {
                 aor: aor.0.to_string(),
@@ -282,24 +294,34 @@ impl LocationTable {
         }
     }
 
-    /// Removes what has expired by `now`; returns how many went.
+    /// Removes what has expired by `now`; returns how many went. An entry whose binding was
+    /// refreshed since is pushed again at the binding's expiry.
     pub fn expire(&self, now: u64) -> Vec<(AddressOfRecord, Binding)> {
-        let mut due = Vec::new();
+        let mut due: Vec<(AddressOfRecord, Tag)> = Vec::new();
         {
             let mut heap = self.expiry.lock();
             while let Some(Reverse((at, _, _))) = heap.peek() {
                 if *at > now {
                     break;
                 }
-                if let Some(Reverse((at, aor, key))) = heap.pop() {
-                    due.push((at, aor, key));
+                if let Some(Reverse((at, aor, tag))) = heap.pop() {
+                    // Twins (equal entries) come out one after the other: they count once.
+                    while heap.peek().is_some_and(|Reverse(next)| next.0 == at && next.1 == aor && next.2 == tag) {
+                        heap.pop();
+                    }
+                    due.push((aor, tag));
                 }
             }
         }
         let mut expired = Vec::new();
-        for (at, aor, key) in due {
+        let mut later = Vec::new();
+        for (aor, tag) in due {
             let gone = self.update_aor(&aor, |bindings| {
-                let i = bindings.iter().position(|b| b.expires_at == at && at <= now && Tag::of(&b.key) == key)?;
+                let i = bindings.iter().position(|b| Tag::of(&b.key) == tag)?;
+                if bindings[i].expires_at > now {
+                    later.push(Reverse((bindings[i].expires_at, aor.clone(), tag)));
+                    return None;
+                }
                 let b = bindings.remove(i);
                 self.store.enqueue(
                     vec![StoreOp::DeleteBinding { aor: aor.0.to_string(), key: b.key.clone() }],
@@ -317,8 +339,17 @@ impl LocationTable {
                 expired.push((aor, b));
             }
         }
+        if !later.is_empty() {
+            self.expiry.lock().extend(later);
+        }
         self.store.write_pending_bindings();
         expired
+    }
+
+    /// Entries in the expiry heap (tests).
+    #[cfg(test)]
+    fn scheduled(&self) -> usize {
+        self.expiry.lock().len()
     }
 
     pub fn bindings(&self, aor: &AddressOfRecord) -> Vec<Binding> {
@@ -497,5 +528,40 @@ mod tests {
         // The restored binding still expires.
         assert_eq!(table.expire(1_060).len(), 1);
         assert_eq!((table.len(), gauge()), (0, 0));
+    }
+
+    #[test]
+    fn refreshes_keep_one_heap_entry_per_binding_and_expiry_follows_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let (store, _) = Store::open_with(dir.path(), metrics.clone(), false).unwrap();
+        let table = Arc::new(LocationTable::restore(vec![], store, 1_000, EventBus::new(16), metrics));
+        let aor = AddressOfRecord::new("1001", "pbx.test");
+        let stored = Arc::new(AtomicBool::new(false));
+        let at = |table: &Arc<LocationTable>, expires, cseq, now| register_at(table, &aor, expires, cseq, &stored, now);
+        at(&table, 60, 1, 1_000);
+        for i in 0..100 {
+            at(&table, 60, 2 + i, 1_001 + i as u64);
+        }
+        assert_eq!(table.bindings(&aor)[0].expires_at, 1_160);
+        assert_eq!(table.scheduled(), 1, "refreshes that move the expiry later push nothing");
+        assert!(table.expire(1_060).is_empty(), "the first entry comes due and finds the binding refreshed");
+        assert_eq!(table.scheduled(), 1, "so it is pushed again at the binding's expiry");
+        assert!(table.expire(1_159).is_empty());
+
+        at(&table, 10, 200, 1_120);
+        assert_eq!(table.scheduled(), 2, "a refresh that shortens the expiry pushes");
+        assert_eq!(table.expire(1_130).len(), 1, "and the binding goes at the shortened time");
+        assert!(table.expire(1_200).is_empty(), "the longer entry left behind finds nothing");
+        assert_eq!(table.scheduled(), 0);
+
+        at(&table, 60, 300, 2_000);
+        at(&table, 30, 301, 2_000);
+        at(&table, 100, 302, 2_001);
+        assert!(table.expire(2_030).is_empty());
+        assert!(table.expire(2_060).is_empty());
+        assert_eq!(table.scheduled(), 2, "both entries of the binding now sit at its expiry");
+        assert_eq!(table.expire(2_101).len(), 1, "twins count once");
+        assert_eq!((table.scheduled(), table.len()), (0, 0));
     }
 }
