@@ -350,7 +350,8 @@ fn recover(dir: &Path, upto: Option<u64>) -> Result<Recovered, StoreError> {
     let mut covers = 0;
     match File::open(&snapshot_path) {
         Ok(file) => {
-            let read = state.replay_file(file, SNAPSHOT_MAGIC).map_err(|e| io_err(&snapshot_path, e))?;
+            let len = file.metadata().map_err(|e| io_err(&snapshot_path, e))?.len();
+            let read = state.replay_file(file, len, SNAPSHOT_MAGIC).map_err(|e| io_err(&snapshot_path, e))?;
             let Some(FileReplayed { after_magic, intact, len }) = read else {
                 return Err(StoreError::Corrupt(format!("{} is not a bindings snapshot", snapshot_path.display())));
             };
@@ -377,7 +378,7 @@ fn recover(dir: &Path, upto: Option<u64>) -> Result<Recovered, StoreError> {
         let file = File::open(&path).map_err(|e| io_err(&path, e))?;
         let len = file.metadata().map_err(|e| io_err(&path, e))?.len();
         // A file without the magic (a segment whose creation was cut short) holds nothing.
-        if let Some(read) = state.replay_file(file, SEGMENT_MAGIC).map_err(|e| io_err(&path, e))? {
+        if let Some(read) = state.replay_file(file, len, SEGMENT_MAGIC).map_err(|e| io_err(&path, e))? {
             if read.intact != read.len {
                 tracing::warn!(segment = %path.display(), at = read.intact, len = read.len, "journal segment ends in a torn record; the rest is ignored");
             }
@@ -404,10 +405,10 @@ struct FileReplayed {
 
 impl Recovered {
     /// Applies every intact record of `file` after its `magic` (and, for a snapshot, its
-    /// `covers`), reading it in chunks; `None` when the file does not start with `magic`.
-    fn replay_file(&mut self, mut file: File, magic: &[u8; 8]) -> std::io::Result<Option<FileReplayed>> {
+    /// `covers`), reading it in chunks; `len` is the file's length (the caller's `fstat`).
+    /// `None` when the file does not start with `magic`.
+    fn replay_file(&mut self, mut file: File, len: u64, magic: &[u8; 8]) -> std::io::Result<Option<FileReplayed>> {
         use std::io::Read;
-        let len = file.metadata()?.len();
         let mut buf = Vec::new();
         (&mut file).take(READ_CHUNK).read_to_end(&mut buf)?;
         let header = if magic == SNAPSHOT_MAGIC { 16 } else { 8 };

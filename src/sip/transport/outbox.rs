@@ -27,23 +27,27 @@ struct Outbox {
 }
 
 /// While alive, answers sent on `socket` from this thread are held; dropping it sends them. Not
-/// `Send`: it belongs to its thread. Opening one while another is open sends the older one's first.
+/// `Send`: it belongs to its thread. A guard taken while another is open on the thread does
+/// nothing (as `HeldWrites`): the outer one sends, and answers to another socket go out at once.
 pub struct HeldAnswers {
+    outermost: bool,
     _on_this_thread: std::marker::PhantomData<*const ()>,
 }
 
 impl HeldAnswers {
     pub fn begin(socket: &Arc<UdpSocket>) -> HeldAnswers {
-        let previous = OUTBOX.with_borrow_mut(|o| o.replace(Outbox { socket: socket.clone(), messages: Vec::new() }));
-        if let Some(previous) = previous {
-            previous.send_all();
-        }
-        HeldAnswers { _on_this_thread: std::marker::PhantomData }
+        let outermost = OUTBOX.with_borrow_mut(|o| {
+            o.is_none().then(|| *o = Some(Outbox { socket: socket.clone(), messages: Vec::new() })).is_some()
+        });
+        HeldAnswers { outermost, _on_this_thread: std::marker::PhantomData }
     }
 }
 
 impl Drop for HeldAnswers {
     fn drop(&mut self) {
+        if !self.outermost {
+            return;
+        }
         if let Some(outbox) = OUTBOX.with_borrow_mut(Option::take) {
             outbox.send_all();
         }
